@@ -1,0 +1,236 @@
+"""Configuration: one YAML file, overridden by ``ROUTER_*`` environment variables.
+
+Precedence, highest first: environment (``ROUTER_SLACK_BOT_TOKEN``), secret files
+named by ``*_FILE`` variables (``ROUTER_SLACK_BOT_TOKEN_FILE=/run/secrets/slack``),
+the YAML file (``--config`` or ``ROUTER_CONFIG``), then the embedded defaults:
+SQLite under ``./data``, the built-in ``rules/`` and ``runbooks/``, the console sink.
+Relative paths in the YAML file are relative to the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from router.yamlfile import ConfigError, Locator, load_yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUILTIN_RULES = PROJECT_ROOT / "rules"
+BUILTIN_RUNBOOKS = PROJECT_ROOT / "runbooks"
+BUILTIN_TEMPLATES = PROJECT_ROOT / "templates"
+
+_PATH_KEYS = {("data_dir",), ("rules",), ("runbooks",), ("templates",), ("console", "path")}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WebhookSettings(Section):
+    """How Alertmanager authenticates to ``POST /alertmanager``."""
+
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+
+    @property
+    def auth_configured(self) -> bool:
+        return self.token is not None or self.username is not None
+
+
+class DatabaseSettings(Section):
+    """The state store; empty means SQLite under ``data_dir``."""
+
+    url: SecretStr | None = None
+
+
+class WorkerSettings(Section):
+    """Background workers that claim alert jobs and deliveries."""
+
+    count: int = Field(default=4, ge=1, le=64)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    poll_seconds: float = Field(default=0.5, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+
+class ConsoleSettings(Section):
+    """The console sink: what would have been posted, when no real sink is set up."""
+
+    enabled: bool | None = None  # None: on when neither Slack nor PagerDuty is configured
+    format: Literal["text", "json"] = "text"
+    path: Path | None = None  # None: standard output
+
+
+class SlackSettings(Section):
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"
+    default_channel: str = "#alerts"
+
+
+class PagerDutySettings(Section):
+    routing_key: SecretStr | None = None
+    events_url: str = "https://events.pagerduty.com"
+    api_token: SecretStr | None = None
+    api_url: str = "https://api.pagerduty.com"
+    from_: str | None = Field(default=None, alias="from")
+    webhook_secret: SecretStr | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PrometheusSettings(Section):
+    url: str | None = None
+
+
+class LogSettings(Section):
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(BaseSettings):
+    """Everything the router reads at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROUTER_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        populate_by_name=True,
+    )
+
+    config_file: Path | None = Field(default=None, exclude=True)
+    data_dir: Path = Path("data")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    rules: list[Path] = Field(default_factory=lambda: [BUILTIN_RULES])
+    runbooks: list[Path] = Field(default_factory=lambda: [BUILTIN_RUNBOOKS])
+    templates: Path = BUILTIN_TEMPLATES
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    diagnostics: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url is not None:
+            return self.database.url.get_secret_value()
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'router.db').resolve()}"
+
+    @property
+    def console_enabled(self) -> bool:
+        if self.console.enabled is not None:
+            return self.console.enabled
+        return self.slack.bot_token is None and self.pagerduty.routing_key is None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _EnvSource(settings_cls), _YamlSource(settings_cls))
+
+
+class _EnvSource(EnvSettingsSource):
+    """``ROUTER_*`` variables; ``ROUTER_X_FILE=/path`` supplies ``ROUTER_X`` from a file."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        env = dict(super()._load_env_vars())
+        for name in [n for n in env if n.startswith("router_") and n.endswith("_file")]:
+            path = env.pop(name)
+            base = name[: -len("_file")]
+            if base == "router_config" or base in env or not path:
+                continue
+            try:
+                env[base] = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    path, None, f"{name.upper()}: cannot read ({exc.strerror})"
+                ) from None
+        return env
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """The YAML file named by ``config_file`` (or ``ROUTER_CONFIG``)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = self.current_state.get("config_file") or os.environ.get("ROUTER_CONFIG")
+        if not path:
+            return {}
+        data, _ = load_yaml(Path(path))
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigError(path, 1, "the configuration must be a mapping of keys")
+        return _resolve_paths(data, Path(path).resolve().parent)
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    def fix(value: Any) -> Any:
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            return str(base / value)
+        return value
+
+    out = dict(data)
+    for keys in _PATH_KEYS:
+        holder = out
+        for key in keys[:-1]:
+            nested = holder.get(key)
+            if not isinstance(nested, dict):
+                break
+            holder[key] = holder = dict(nested)
+        else:
+            if keys[-1] in holder:
+                holder[keys[-1]] = fix(holder[keys[-1]])
+    return out
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build :class:`Settings`, turning validation errors into a :class:`ConfigError` with a line."""
+    path = Path(config_file) if config_file else _env_config()
+    try:
+        return Settings(config_file=path, **overrides)
+    except ValidationError as exc:
+        if path is None:
+            raise ConfigError("environment", None, _plain(exc)) from None
+        _, locator = load_yaml(path)
+        raise _locate(exc, locator) from None
+
+
+def _env_config() -> Path | None:
+    value = os.environ.get("ROUTER_CONFIG")
+    return Path(value) if value else None
+
+
+def _locate(exc: ValidationError, locator: Locator) -> ConfigError:
+    return locator.validation_error(exc)
+
+
+def _plain(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"

@@ -1,0 +1,122 @@
+"""The pipeline: classify → find runbook → diagnose → render → deliver.
+
+Each stage is a small interface; :class:`Pipeline` runs the first three for one
+alert state and turns the result into deliveries, one list per sink. Delivery
+itself happens later, from the durable outbox (``router.outbox``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from router.alerts import Alert
+from router.triage import Classification, Finding, RunbookExcerpt, RunbookLink, TriageResult
+
+
+class RunbookSection(Protocol):
+    """One indexed runbook section, as the classifier and the pipeline see it."""
+
+    path: str
+    anchor: str
+    title: str
+    category: str | None
+
+    def link(self) -> RunbookLink: ...
+
+
+class RunbookIndex(Protocol):
+    """The runbook library, as the other stages query it."""
+
+    def declared(self, alertname: str) -> RunbookSection | None:
+        """The section that declares this alert name, if any."""
+
+    def from_url(self, url: str) -> RunbookSection | None:
+        """The section a ``runbook_url`` annotation points at, when it is in the library."""
+
+    def get(self, ref: str) -> RunbookSection | None:
+        """The section named by ``path#anchor`` (or ``path`` for a whole file)."""
+
+    def excerpt(self, section: RunbookSection) -> RunbookExcerpt:
+        """The section's markdown with its sub-sections and resolved cross-links."""
+
+
+class Classifier(Protocol):
+    def classify(self, alert: Alert) -> Classification: ...
+
+
+class RunbookFinder(Protocol):
+    def find(self, alert: Alert, classification: Classification) -> RunbookExcerpt | None: ...
+
+
+class Diagnoser(Protocol):
+    async def diagnose(self, result: TriageResult, deadline: float) -> list[Finding]:
+        """Findings for this alert; must return by ``deadline`` (a ``time.monotonic()`` value)."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One remote call a sink will make, stored in the outbox before it is made.
+
+    ``key`` is the idempotency key: the same key is never delivered twice.
+    """
+
+    sink: str
+    action: str
+    key: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class Sink(Protocol):
+    """A destination: renders a triage result, then sends what it rendered."""
+
+    name: str
+
+    def render(self, result: TriageResult) -> list[Delivery]: ...
+
+    async def send(self, delivery: Delivery) -> dict[str, Any] | None:
+        """Make the remote call; raise :class:`router.sinks.DeliveryError` on failure."""
+
+
+class NoDiagnostics:
+    """The diagnose stage when no provider is configured."""
+
+    async def diagnose(self, result: TriageResult, deadline: float) -> list[Finding]:
+        return []
+
+
+@dataclass
+class Pipeline:
+    """Runs the stages for one alert state; holds no mutable state of its own."""
+
+    classifier: Classifier
+    runbooks: RunbookFinder
+    diagnoser: Diagnoser
+    sinks: list[Sink]
+    deadline_seconds: float = 10.0
+
+    async def triage(self, result: TriageResult) -> TriageResult:
+        """Classify, attach the runbook section and diagnose, under one deadline."""
+        classification = self.classifier.classify(result.alert)
+        runbook = self.runbooks.find(result.alert, classification)
+        result = result.model_copy(update={"classification": classification, "runbook": runbook})
+        deadline = time.monotonic() + self.deadline_seconds
+        try:
+            findings = await asyncio.wait_for(
+                self.diagnoser.diagnose(result, deadline), timeout=self.deadline_seconds + 1
+            )
+        except TimeoutError:
+            findings = [
+                Finding(
+                    title=f"Diagnostics did not finish within {self.deadline_seconds:g} s",
+                    source="router",
+                    severity="warning",
+                )
+            ]
+        return result.model_copy(update={"findings": findings})
+
+    def render(self, result: TriageResult) -> list[Delivery]:
+        """Every sink's deliveries for this result, in sink order."""
+        return [d for sink in self.sinks for d in sink.render(result)]

@@ -1,0 +1,106 @@
+"""The sink-neutral result of triaging one alert.
+
+Every stage of the pipeline adds to a :class:`TriageResult`; every sink (console,
+Slack, PagerDuty) renders the same result its own way. Nothing here knows about
+any sink.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from router.alerts import Alert
+
+UNCLASSIFIED = "unclassified"
+BUILTIN_CATEGORIES = ("latency", "error_rate", "db_saturation", "crashloop", UNCLASSIFIED)
+
+MatchedBy = Literal["rule", "runbook", "annotation", "expression", "name", "fallback"]
+Severity = Literal["critical", "warning", "info", "ok"]
+
+
+class Routing(BaseModel):
+    """Where a rule sends an alert; empty fields mean "the configured default"."""
+
+    slack_channel: str | None = None
+    pagerduty_routing_key: str | None = None
+    pagerduty_severity: dict[str, str] = Field(default_factory=dict)
+
+
+class Classification(BaseModel):
+    """Which category an alert belongs to, and why."""
+
+    category: str = UNCLASSIFIED
+    matched_by: MatchedBy = "fallback"
+    rule: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    playbook: str | None = None
+    runbook_ref: str | None = None
+    routing: Routing = Field(default_factory=Routing)
+
+
+class RunbookLink(BaseModel):
+    """A pointer to one runbook section (or an external runbook URL)."""
+
+    path: str | None = None
+    anchor: str | None = None
+    title: str = ""
+    url: str | None = None
+
+
+class RunbookExcerpt(BaseModel):
+    """The matched runbook section: its markdown, with sub-sections and related ones."""
+
+    link: RunbookLink
+    markdown: str
+    subsections: list[RunbookLink] = Field(default_factory=list)
+    related: list[RunbookLink] = Field(default_factory=list)
+
+
+class Evidence(BaseModel):
+    """One piece of evidence: a value, a small table, a log excerpt or a note."""
+
+    kind: Literal["value", "table", "log", "text"]
+    label: str = ""
+    value: str | None = None
+    columns: list[str] = Field(default_factory=list)
+    rows: list[list[str]] = Field(default_factory=list)
+    text: str | None = None
+
+
+class Verdict(BaseModel):
+    """What the evidence means, and the runbook sub-section that applies."""
+
+    summary: str
+    rule: str
+    runbook: RunbookLink | None = None
+
+
+class Finding(BaseModel):
+    """One observation from a diagnostics provider."""
+
+    title: str
+    source: str
+    severity: Severity = "info"
+    evidence: list[Evidence] = Field(default_factory=list)
+    verdict: Verdict | None = None
+
+
+class TriageResult(BaseModel):
+    """Everything known about one alert state, ready for any sink to render."""
+
+    alert: Alert
+    external_url: str = ""
+    receiver: str = ""
+    group_key: str = ""
+    classification: Classification = Field(default_factory=Classification)
+    runbook: RunbookExcerpt | None = None
+    findings: list[Finding] = Field(default_factory=list)
+    triaged_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def verdicts(self) -> list[Finding]:
+        """Findings that carry a verdict, most important first."""
+        return [f for f in self.findings if f.verdict is not None]
