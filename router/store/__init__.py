@@ -1,0 +1,64 @@
+"""The state store: one schema over SQLite (embedded default) or PostgreSQL (shared).
+
+``open_store(url)`` connects and migrates; the :class:`Store` it returns offers
+durable ingest and the job queue (``router.store.jobs``) and the delivery
+outbox (``store.outbox``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import text
+
+from router.store.database import Database, StoreUnavailable, normalise_url
+from router.store.jobs import Clock, IngestResult, Job, JobQueue
+from router.store.outbox import Outbox, OutboxItem
+from router.store.schema import current_version, migrate
+
+__all__ = [
+    "IngestResult",
+    "Job",
+    "OutboxItem",
+    "Store",
+    "StoreUnavailable",
+    "normalise_url",
+    "open_store",
+]
+
+
+class Store(JobQueue):
+    """Ingest, jobs and outbox over one database connection pool."""
+
+    def __init__(self, db: Database, clock: Clock = time.time) -> None:
+        super().__init__(db, clock)
+        self.outbox = Outbox(db, clock)
+
+    @property
+    def backend(self) -> str:
+        return self.db.backend
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the database answers."""
+        async with self.db.read() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def schema_version(self) -> int:
+        return await current_version(self.db)
+
+    async def queue_depth(self) -> int:
+        return await self.depth()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
+async def open_store(url: str, *, clock: Clock = time.time, connect_timeout: float = 5.0) -> Store:
+    """Connect to the database at ``url`` and migrate its schema to the latest version."""
+    db = Database(url, connect_timeout=connect_timeout)
+    try:
+        await migrate(db)
+    except BaseException:
+        await db.close()
+        raise
+    return Store(db, clock)

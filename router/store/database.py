@@ -1,0 +1,124 @@
+"""One async SQLAlchemy engine over SQLite or PostgreSQL, with the quirks of each handled here.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` so that a
+committed webhook survives a crash, and its writers are serialised in-process so
+they never fight over the database lock. PostgreSQL lets several replicas share
+one database. Every database error that a retry could cure surfaces as
+:class:`StoreUnavailable`, which the web layer turns into a 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be used right now; the caller should retry later."""
+
+
+_TRANSIENT = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
+
+
+def normalise_url(url: str) -> str:
+    """Pick the async driver for plain ``postgresql://`` and ``sqlite://`` URLs."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(
+            f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
+        )
+    return parsed.render_as_string(hide_password=False)
+
+
+class Database:
+    """The engine plus a way to run read and write transactions safely on either backend."""
+
+    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
+        url = normalise_url(url)
+        parsed = make_url(url)
+        self.backend = parsed.get_backend_name()
+        self._write_lock = asyncio.Lock() if self.backend == "sqlite" else None
+        self.engine: AsyncEngine = _create_engine(url, parsed.database, connect_timeout)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.backend == "postgresql"
+
+    def insert(self, table: Table) -> Any:
+        """A dialect-specific INSERT that supports ``on_conflict_do_nothing``/``_update``."""
+        return (postgresql.insert if self.is_postgres else sqlite.insert)(table)
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, committed on success; database trouble → StoreUnavailable."""
+        lock = self._write_lock or contextlib.nullcontext()
+        async with lock, self._guard(), self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._guard(), self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except DBAPIError as exc:
+            if isinstance(exc, _TRANSIENT) or exc.connection_invalidated:
+                raise StoreUnavailable(_describe(exc)) from exc
+            raise
+        except _TRANSIENT as exc:
+            raise StoreUnavailable(_describe(exc)) from exc
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _create_engine(url: str, database: str | None, connect_timeout: float) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": connect_timeout})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=connect_timeout,
+        connect_args={"timeout": connect_timeout, "command_timeout": 30},
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=FULL",
+        "busy_timeout=5000",
+        "foreign_keys=ON",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _describe(exc: BaseException) -> str:
+    """A short reason that never includes the connection URL or its password."""
+    original = getattr(exc, "orig", None) or exc
+    return f"database unavailable ({type(original).__name__})"

@@ -1,0 +1,128 @@
+"""The durable outbox: every remote call a sink makes, claimed and retried like a job.
+
+Rows are written in the transaction that finishes a triage (see ``JobQueue.complete``),
+keyed by an idempotency key so the same delivery is never queued twice. A row is
+not claimable while an earlier row of the same alert and sink is unfinished, so a
+resolve is never delivered before its trigger.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import aliased
+
+from router.pipeline import Delivery
+from router.store.database import Database
+from router.store.jobs import Clock
+from router.store.schema import outbox
+
+_UNFINISHED = ("pending", "sending")
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A claimed delivery."""
+
+    id: int
+    event_id: int
+    fingerprint: str
+    delivery: Delivery
+    attempts: int
+    created_at: float
+
+
+class Outbox:
+    def __init__(self, db: Database, clock: Clock = time.time) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        now = self.clock()
+        earlier = aliased(outbox)
+        blocked = exists().where(
+            earlier.c.fingerprint == outbox.c.fingerprint,
+            earlier.c.sink == outbox.c.sink,
+            earlier.c.id < outbox.c.id,
+            earlier.c.state.in_(_UNFINISHED),
+        )
+        runnable = or_(
+            and_(outbox.c.state == "pending", outbox.c.next_attempt_at <= now),
+            and_(outbox.c.state == "sending", outbox.c.lease_until < now),
+        )
+        query = (
+            select(outbox.c.id)
+            .where(runnable, ~blocked)
+            .order_by(outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=outbox)
+        )
+        async with self.db.write() as conn:
+            ids = list((await conn.execute(query)).scalars())
+            if not ids:
+                return []
+            rows = await conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(ids))
+                .values(
+                    state="sending",
+                    lease_owner=owner,
+                    lease_until=now + lease_seconds,
+                    attempts=outbox.c.attempts + 1,
+                )
+                .returning(outbox)
+            )
+            return sorted((_item(row) for row in rows), key=lambda item: item.id)
+
+    async def done(self, item: OutboxItem, owner: str, response: dict[str, Any] | None) -> None:
+        await self._finish(
+            item,
+            owner,
+            state="done",
+            done_at=self.clock(),
+            response_json=json.dumps(response) if response else None,
+        )
+
+    async def retry_at(self, item: OutboxItem, owner: str, when: float, error: str) -> None:
+        await self._finish(item, owner, state="pending", next_attempt_at=when, last_error=error)
+
+    async def give_up(self, item: OutboxItem, owner: str, error: str) -> None:
+        await self._finish(item, owner, state="dead", done_at=self.clock(), last_error=error)
+
+    async def _finish(self, item: OutboxItem, owner: str, **values: Any) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item.id, outbox.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None, **values)
+            )
+
+    async def counts(self) -> dict[str, int]:
+        async with self.db.read() as conn:
+            query = select(outbox.c.state, func.count()).group_by(outbox.c.state)
+            return {state: count for state, count in await conn.execute(query)}
+
+    async def rows(self, fingerprint: str | None = None) -> list[dict[str, Any]]:
+        """Every outbox row (optionally of one alert), oldest first, for inspection and tests."""
+        query = select(outbox).order_by(outbox.c.id)
+        if fingerprint is not None:
+            query = query.where(outbox.c.fingerprint == fingerprint)
+        async with self.db.read() as conn:
+            return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+def _item(row: Any) -> OutboxItem:
+    return OutboxItem(
+        id=row.id,
+        event_id=row.event_id,
+        fingerprint=row.fingerprint,
+        delivery=Delivery(
+            sink=row.sink, action=row.action, key=row.key, payload=json.loads(row.payload_json)
+        ),
+        attempts=row.attempts,
+        created_at=row.created_at,
+    )

@@ -1,0 +1,159 @@
+"""The store's tables and their migrations.
+
+Times the router schedules by (receipt, leases, retries) are UNIX seconds as
+floats, so both backends compare them the same way. Alert times are kept as
+ISO-8601 text inside the alert's JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from router.store.database import Database
+
+metadata = MetaData()
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", Float, nullable=False),
+)
+
+payloads = Table(
+    "payloads",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("received_at", Float, nullable=False),
+    Column("receiver", Text, nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+# One row per distinct alert state (fingerprint + status + startsAt [+ endsAt]);
+# the row is also the job that triages that state.
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("state_key", Text, nullable=False, unique=True),
+    Column("fingerprint", Text, nullable=False),
+    Column("alertname", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("payload_id", _ID, ForeignKey("payloads.id"), nullable=False),
+    Column("alert_json", Text, nullable=False),
+    Column("receiver", Text, nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("external_url", Text, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("state", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("available_at", Float, nullable=False),
+    Column("lease_owner", Text),
+    Column("lease_until", Float),
+    Column("finished_at", Float),
+    Column("result_json", Text),
+    Column("last_error", Text),
+    Index("ix_alert_events_claim", "state", "available_at"),
+    Index("ix_alert_events_fingerprint", "fingerprint", "id"),
+)
+
+# The latest known state of every alert, for look-ups by fingerprint or name.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("fingerprint", Text, primary_key=True),
+    Column("alertname", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("last_event_id", _ID, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_alerts_alertname", "alertname"),
+)
+
+# Every remote call a sink will make, written with the triage that produced it.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("key", Text, nullable=False, unique=True),
+    Column("event_id", _ID, ForeignKey("alert_events.id"), nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("sink", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("payload_json", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_owner", Text),
+    Column("lease_until", Float),
+    Column("created_at", Float, nullable=False),
+    Column("done_at", Float),
+    Column("last_error", Text),
+    Column("response_json", Text),
+    Index("ix_outbox_claim", "state", "next_attempt_at"),
+    Index("ix_outbox_order", "fingerprint", "sink", "id"),
+)
+
+Migration = Callable[[AsyncConnection], Awaitable[None]]
+
+
+async def _v1(conn: AsyncConnection) -> None:
+    await conn.run_sync(
+        lambda sync: metadata.create_all(
+            sync, tables=[payloads, alert_events, alerts, outbox], checkfirst=True
+        )
+    )
+
+
+# Append-only: version N is MIGRATIONS[N - 1]. Never edit a released migration.
+MIGRATIONS: list[Migration] = [_v1]
+LATEST_VERSION = len(MIGRATIONS)
+
+
+async def migrate(db: Database) -> int:
+    """Bring the schema to the latest version, recording each step; returns the version."""
+    async with db.write() as conn:
+        if db.is_postgres:
+            # Several replicas may start at once: one migrates, the others wait.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(72616711)"))
+        await conn.run_sync(lambda sync: schema_version.create(sync, checkfirst=True))
+        current = (
+            await conn.execute(
+                select(schema_version.c.version).order_by(schema_version.c.version.desc()).limit(1)
+            )
+        ).scalar() or 0
+        if current > LATEST_VERSION:
+            raise RuntimeError(
+                f"database schema version {current} is newer than this router "
+                f"({LATEST_VERSION}); upgrade the router"
+            )
+        for version in range(current + 1, LATEST_VERSION + 1):
+            await MIGRATIONS[version - 1](conn)
+            await conn.execute(
+                schema_version.insert().values(version=version, applied_at=time.time())
+            )
+        return LATEST_VERSION
+
+
+async def current_version(db: Database) -> int:
+    async with db.read() as conn:
+        query = select(schema_version.c.version).order_by(schema_version.c.version.desc())
+        return (await conn.execute(query.limit(1))).scalar() or 0

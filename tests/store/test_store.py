@@ -1,0 +1,174 @@
+"""The store contract, run against both SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+
+from router.alerts import WebhookPayload
+from router.pipeline import Delivery
+from router.store import Store, StoreUnavailable, open_store
+from router.store.schema import LATEST_VERSION, alerts, schema_version
+from tests import factories
+
+
+def parse(*alerts_: dict) -> tuple[WebhookPayload, bytes]:
+    body = factories.body(*alerts_)
+    return WebhookPayload.model_validate_json(body), body
+
+
+async def test_migrates_and_records_version(store: Store, db_url: str) -> None:
+    assert await store.schema_version() == LATEST_VERSION
+    async with store.db.read() as conn:
+        versions = (await conn.execute(select(schema_version.c.version))).scalars().all()
+    assert versions == list(range(1, LATEST_VERSION + 1))
+    # Opening again is a no-op, not a second migration.
+    again = await open_store(db_url)
+    assert await again.schema_version() == LATEST_VERSION
+    await again.close()
+
+
+async def test_ingest_is_idempotent_per_alert_state(store: Store) -> None:
+    a, b = factories.alert("A"), factories.alert("B")
+    first = await store.ingest(*parse(a, b))
+    assert (first.new, first.duplicates) == (2, 0)
+    again = await store.ingest(*parse(a, b))
+    assert (again.new, again.duplicates) == (0, 2)
+    assert await store.queue_depth() == 2
+
+
+async def test_state_changes_are_new_work(store: Store) -> None:
+    firing = factories.alert("A")
+    await store.ingest(*parse(firing))
+    resolved = factories.alert("A", status="resolved", ends_at="2026-11-22T10:20:00Z")
+    refired = factories.alert("A", starts_at="2026-11-22T11:00:00Z")
+    assert (await store.ingest(*parse(resolved))).new == 1
+    assert (await store.ingest(*parse(resolved))).new == 0
+    assert (await store.ingest(*parse(refired))).new == 1
+    assert await store.queue_depth() == 3
+
+
+async def test_latest_state_tracks_newest_event(store: Store) -> None:
+    await store.ingest(*parse(factories.alert("A")))
+    await store.ingest(*parse(factories.alert("A", status="resolved")))
+    async with store.db.read() as conn:
+        row = (await conn.execute(select(alerts))).one()
+    assert (row.alertname, row.status) == ("A", "resolved")
+
+
+async def test_concurrent_identical_ingests_create_one_job(store: Store) -> None:
+    payload = parse(factories.alert("A"), factories.alert("B"))
+    results = await asyncio.gather(*(store.ingest(*payload) for _ in range(20)))
+    assert sum(r.new for r in results) == 2
+    assert sum(r.duplicates for r in results) == 38
+
+
+async def test_claim_leases_and_expired_lease_is_reclaimed(store: Store, clock) -> None:
+    await store.ingest(*parse(factories.alert("A"), factories.alert("B")))
+    jobs = await store.claim("w1", 10, lease_seconds=30)
+    assert [j.alert.alertname for j in jobs] == ["A", "B"]
+    assert jobs[0].receiver == "runbook-router"
+    assert await store.claim("w2", 10, lease_seconds=30) == []
+    clock.advance(31)
+    reclaimed = await store.claim("w2", 10, lease_seconds=30)
+    assert [j.id for j in reclaimed] == [j.id for j in jobs]
+    assert all(j.attempts == 2 for j in reclaimed)
+    # The first worker lost its lease: its completion must not count.
+    assert not await store.complete(jobs[0], "w1", "{}", [])
+    assert await store.complete(reclaimed[0], "w2", "{}", [])
+    assert await store.queue_depth() == 1
+
+
+async def test_jobs_of_one_alert_run_in_order(store: Store) -> None:
+    await store.ingest(*parse(factories.alert("A")))
+    await store.ingest(*parse(factories.alert("A", status="resolved")))
+    first = await store.claim("w1", 10, 30)
+    assert [j.alert.status for j in first] == ["firing"]
+    assert await store.claim("w2", 10, 30) == []  # the resolve waits for its trigger
+    await store.complete(first[0], "w1", "{}", [])
+    second = await store.claim("w2", 10, 30)
+    assert [j.alert.status for j in second] == ["resolved"]
+
+
+async def test_concurrent_claims_never_share_a_job(store: Store) -> None:
+    await store.ingest(*parse(*(factories.alert(f"A{i}") for i in range(30))))
+    batches = await asyncio.gather(*(store.claim(f"w{i}", 4, 30) for i in range(10)))
+    ids = [j.id for batch in batches for j in batch]
+    assert len(ids) == len(set(ids)) == 30
+
+
+async def test_retry_then_fail_after_max_attempts(store: Store, clock) -> None:
+    await store.ingest(*parse(factories.alert("A")))
+    job = (await store.claim("w1", 1, 30))[0]
+    assert await store.retry_later(job, "w1", "boom", delay=5, max_attempts=2) == "pending"
+    assert await store.claim("w1", 1, 30) == []  # not before the delay
+    clock.advance(5)
+    job = (await store.claim("w1", 1, 30))[0]
+    assert await store.retry_later(job, "w1", "boom", delay=5, max_attempts=2) == "failed"
+    clock.advance(60)
+    assert await store.claim("w1", 1, 30) == []
+    assert await store.states() == {"failed": 1}
+
+
+async def test_release_returns_job_without_counting_attempt(store: Store) -> None:
+    await store.ingest(*parse(factories.alert("A")))
+    job = (await store.claim("w1", 1, 30))[0]
+    await store.release(job, "w1")
+    again = (await store.claim("w2", 1, 30))[0]
+    assert again.id == job.id and again.attempts == 1
+
+
+async def test_complete_writes_outbox_once(store: Store) -> None:
+    await store.ingest(*parse(factories.alert("A")))
+    job = (await store.claim("w1", 1, 30))[0]
+    deliveries = [Delivery("console", "print", f"console:{job.alert.state_key}", {"text": "hi"})]
+    assert await store.complete(job, "w1", '{"ok": true}', deliveries)
+    rows = await store.outbox.rows()
+    assert [(r["sink"], r["action"], r["state"]) for r in rows] == [("console", "print", "pending")]
+
+
+async def test_outbox_orders_per_alert_and_sink(store: Store, clock) -> None:
+    await store.ingest(*parse(factories.alert("A")))
+    await store.ingest(*parse(factories.alert("A", status="resolved")))
+    for status in ("trigger", "resolve"):
+        job = (await store.claim("w", 1, 30))[0]
+        await store.complete(job, "w", "{}", [Delivery("pd", status, f"pd:{status}", {})])
+    first = await store.outbox.claim("d1", 10, 30)
+    assert [i.delivery.action for i in first] == ["trigger"]
+    await store.outbox.retry_at(first[0], "d1", clock.now + 10, "HTTP 500")
+    assert await store.outbox.claim("d1", 10, 30) == []  # resolve still waits
+    clock.advance(10)
+    retried = await store.outbox.claim("d1", 10, 30)
+    assert [i.delivery.action for i in retried] == ["trigger"]
+    assert retried[0].attempts == 2
+    await store.outbox.done(retried[0], "d1", {"status": "success"})
+    assert [i.delivery.action for i in await store.outbox.claim("d1", 10, 30)] == ["resolve"]
+
+
+async def test_outbox_give_up_unblocks_later_rows(store: Store) -> None:
+    await store.ingest(*parse(factories.alert("A")))
+    job = (await store.claim("w", 1, 30))[0]
+    await store.complete(
+        job, "w", "{}", [Delivery("s", "a", "k1", {}), Delivery("s", "b", "k2", {})]
+    )
+    (item,) = await store.outbox.claim("d", 10, 30)
+    await store.outbox.give_up(item, "d", "channel_not_found")
+    assert await store.outbox.counts() == {"dead": 1, "pending": 1}
+    assert [i.delivery.key for i in await store.outbox.claim("d", 10, 30)] == ["k2"]
+
+
+async def test_unreachable_postgres_is_unavailable_not_an_error() -> None:
+    with pytest.raises(StoreUnavailable) as info:
+        await open_store("postgresql://router:s3cret-pw@127.0.0.1:1/x", connect_timeout=1)
+    assert "s3cret-pw" not in str(info.value)
+
+
+async def test_sqlite_file_in_wal_mode(tmp_path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'deep' / 'router.db'}")
+    async with store.db.read() as conn:
+        mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+    await store.close()
+    assert mode == "wal"
+    assert (tmp_path / "deep" / "router.db").exists()
