@@ -39,7 +39,7 @@ def payload(*alerts: dict[str, Any], receiver: str = "runbook-router") -> dict[s
     status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
     return {
         "version": "4",
-        "groupKey": '{}:{alertname="%s"}' % alerts[0]["labels"]["alertname"],
+        "groupKey": '{}:{alertname="' + alerts[0]["labels"]["alertname"] + '"}',
         "truncatedAlerts": 0,
         "status": status,
         "receiver": receiver,
