@@ -79,6 +79,9 @@ class Sink(Protocol):
     async def send(self, delivery: Delivery) -> dict[str, Any] | None:
         """Make the remote call; raise :class:`router.sinks.DeliveryError` on failure."""
 
+    async def already_delivered(self, delivery: Delivery) -> bool:
+        """Whether an attempt interrupted by a crash got through (checked before re-sending)."""
+
 
 class NoDiagnostics:
     """The diagnose stage when no provider is configured."""

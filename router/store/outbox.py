@@ -34,6 +34,7 @@ class OutboxItem:
     delivery: Delivery
     attempts: int
     created_at: float
+    interrupted: bool = False  # a previous attempt's process died mid-call: it may have landed
 
 
 class Outbox:
@@ -55,19 +56,19 @@ class Outbox:
             and_(outbox.c.state == "sending", outbox.c.lease_until < now),
         )
         query = (
-            select(outbox.c.id)
+            select(outbox.c.id, outbox.c.state)
             .where(runnable, ~blocked)
             .order_by(outbox.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=outbox)
         )
         async with self.db.write() as conn:
-            ids = list((await conn.execute(query)).scalars())
-            if not ids:
+            previous = {row.id: row.state for row in await conn.execute(query)}
+            if not previous:
                 return []
             rows = await conn.execute(
                 update(outbox)
-                .where(outbox.c.id.in_(ids))
+                .where(outbox.c.id.in_(previous))
                 .values(
                     state="sending",
                     lease_owner=owner,
@@ -76,7 +77,8 @@ class Outbox:
                 )
                 .returning(outbox)
             )
-            return sorted((_item(row) for row in rows), key=lambda item: item.id)
+            items = (_item(row, previous[row.id] == "sending") for row in rows)
+            return sorted(items, key=lambda item: item.id)
 
     async def done(self, item: OutboxItem, owner: str, response: dict[str, Any] | None) -> None:
         await self._finish(
@@ -115,7 +117,7 @@ class Outbox:
             return [dict(row._mapping) for row in await conn.execute(query)]
 
 
-def _item(row: Any) -> OutboxItem:
+def _item(row: Any, interrupted: bool) -> OutboxItem:
     return OutboxItem(
         id=row.id,
         event_id=row.event_id,
@@ -125,4 +127,5 @@ def _item(row: Any) -> OutboxItem:
         ),
         attempts=row.attempts,
         created_at=row.created_at,
+        interrupted=interrupted,
     )

@@ -172,3 +172,17 @@ async def test_sqlite_file_in_wal_mode(tmp_path) -> None:
     await store.close()
     assert mode == "wal"
     assert (tmp_path / "deep" / "router.db").exists()
+
+
+async def test_outbox_marks_items_whose_sender_died(store: Store, clock) -> None:
+    await store.ingest(*parse(factories.alert("A")))
+    job = (await store.claim("w", 1, 30))[0]
+    await store.complete(job, "w", "{}", [Delivery("s", "post", "k1", {})])
+    (first,) = await store.outbox.claim("d1", 10, lease_seconds=30)
+    assert not first.interrupted
+    clock.advance(31)  # d1 died mid-call: its lease runs out
+    (again,) = await store.outbox.claim("d2", 10, lease_seconds=30)
+    assert again.interrupted and again.attempts == 2
+    await store.outbox.retry_at(again, "d2", clock.now, "HTTP 503")
+    (third,) = await store.outbox.claim("d2", 10, lease_seconds=30)
+    assert not third.interrupted  # a recorded failure is not an interruption

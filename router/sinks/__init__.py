@@ -1,0 +1,17 @@
+"""Sinks: where triage results go. One module per destination, all behind ``pipeline.Sink``.
+
+A sink's ``send`` raises :class:`DeliveryError` to tell the outbox what to do next:
+retry later (optionally not before ``retry_after`` seconds) or stop for good.
+"""
+
+from __future__ import annotations
+
+
+class DeliveryError(Exception):
+    """A delivery failed; ``permanent`` failures are not retried."""
+
+    def __init__(self, reason: str, *, permanent: bool = False, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.retry_after = retry_after

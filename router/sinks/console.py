@@ -1,0 +1,95 @@
+"""The console sink: shows what would have been posted, on standard output or in a file.
+
+It is the embedded default, on when neither Slack nor PagerDuty is configured.
+``text`` renders ``templates/console.txt.j2`` for humans; ``json`` writes one
+triage result per line for machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from router.pipeline import Delivery
+from router.triage import TriageResult
+
+EXCERPT_LINES = 12
+
+
+class ConsoleSink:
+    name = "console"
+
+    def __init__(
+        self,
+        templates: Path,
+        *,
+        format: Literal["text", "json"] = "text",
+        path: Path | None = None,
+        stream: TextIO | None = None,
+    ) -> None:
+        self.format = format
+        self.path = path
+        self.stream = stream
+        env = Environment(
+            loader=FileSystemLoader(str(templates)),
+            autoescape=select_autoescape(default=False),
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        self._template = env.get_template("console.txt.j2") if format == "text" else None
+        self._lock = asyncio.Lock()
+
+    def render(self, result: TriageResult) -> list[Delivery]:
+        key = f"console:{result.alert.state_key}"
+        return [Delivery(self.name, "print", key, {"text": self.render_text(result, key)})]
+
+    def render_text(self, result: TriageResult, key: str = "") -> str:
+        if self._template is None:
+            record = (
+                {"key": key, **result.model_dump(mode="json")}
+                if key
+                else result.model_dump(mode="json")
+            )
+            return json.dumps(record, separators=(",", ":"))
+        findings = sorted(result.findings, key=lambda f: f.verdict is None)
+        excerpt = result.runbook.markdown.splitlines()[:EXCERPT_LINES] if result.runbook else []
+        text = self._template.render(r=result, findings=findings, excerpt_lines=excerpt).rstrip()
+        return f"{text}\n    id: {key}" if key else text
+
+    async def send(self, delivery: Delivery) -> dict[str, Any] | None:
+        text = delivery.payload["text"] + "\n"
+        async with self._lock:
+            if self.path is not None:
+                await asyncio.to_thread(_append, self.path, text)
+            else:
+                stream = self.stream or sys.stdout
+                stream.write(text)
+                stream.flush()
+        return None
+
+    async def already_delivered(self, delivery: Delivery) -> bool:
+        """Only a file can be checked: look for the delivery's key in it."""
+        if self.path is None:
+            return False
+        return await asyncio.to_thread(_contains, self.path, delivery.key)
+
+
+def _contains(path: Path, key: str) -> bool:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return any(
+                line.rstrip("\n") == f"    id: {key}" or f'"key":"{key}"' in line for line in handle
+            )
+    except FileNotFoundError:
+        return False
+
+
+def _append(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(text)
