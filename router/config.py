@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -33,6 +33,14 @@ BUILTIN_TEMPLATES = PROJECT_ROOT / "templates"
 _PATH_KEYS = {("data_dir",), ("rules",), ("runbooks",), ("templates",), ("console", "path")}
 
 
+def _empty_is_unset(value: Any) -> Any:
+    return None if value == "" else value
+
+
+# A secret; an empty value (e.g. an empty key in a Kubernetes Secret) means "not configured".
+Secret = Annotated[SecretStr | None, BeforeValidator(_empty_is_unset)]
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -40,9 +48,9 @@ class Section(BaseModel):
 class WebhookSettings(Section):
     """How Alertmanager authenticates to ``POST /alertmanager``."""
 
-    token: SecretStr | None = None
+    token: Secret = None
     username: str | None = None
-    password: SecretStr | None = None
+    password: Secret = None
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
     @property
@@ -53,7 +61,7 @@ class WebhookSettings(Section):
 class DatabaseSettings(Section):
     """The state store; empty means SQLite under ``data_dir``."""
 
-    url: SecretStr | None = None
+    url: Secret = None
 
 
 class WorkerSettings(Section):
@@ -75,19 +83,19 @@ class ConsoleSettings(Section):
 
 
 class SlackSettings(Section):
-    bot_token: SecretStr | None = None
-    signing_secret: SecretStr | None = None
+    bot_token: Secret = None
+    signing_secret: Secret = None
     api_url: str = "https://slack.com/api/"
     default_channel: str = "#alerts"
 
 
 class PagerDutySettings(Section):
-    routing_key: SecretStr | None = None
+    routing_key: Secret = None
     events_url: str = "https://events.pagerduty.com"
-    api_token: SecretStr | None = None
+    api_token: Secret = None
     api_url: str = "https://api.pagerduty.com"
     from_: str | None = Field(default=None, alias="from")
-    webhook_secret: SecretStr | None = None
+    webhook_secret: Secret = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
