@@ -1,0 +1,57 @@
+"""YAML front matter (``---`` … ``---`` at the top of a runbook)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from router.yamlfile import ConfigError, Locator, format_loc
+
+
+class FrontMatter(BaseModel):
+    """The keys a runbook's front matter may set; unknown keys are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    title: str | None = None
+    category: str | None = None
+    alerts: list[str] = Field(default_factory=list)
+    owner: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    alert_lines: dict[str, int] = Field(default_factory=dict, exclude=True)
+
+    @field_validator("alerts", "tags", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+def parse_front_matter(content: str, path: Path, first_line: int) -> FrontMatter:
+    """Parse the YAML between the fences; ``first_line`` is the 1-based line of its first line."""
+    offset = first_line - 1
+    try:
+        root = yaml.compose(content, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(content)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 + offset if mark else first_line
+        raise ConfigError(path, line, f"invalid front matter YAML: {exc.problem or exc}") from None
+    if data is None:
+        return FrontMatter()
+    locator = Locator(path, root)
+    if not isinstance(data, dict):
+        raise ConfigError(path, first_line, "front matter must be a YAML mapping")
+    try:
+        meta = FrontMatter.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        line = (locator.line(first["loc"]) or 1) + offset
+        raise ConfigError(
+            path, line, f"front matter {format_loc(first['loc'])}: {first['msg']}"
+        ) from None
+    lines = {
+        name: (locator.line(("alerts", i)) or 1) + offset for i, name in enumerate(meta.alerts)
+    }
+    return meta.model_copy(update={"alert_lines": lines})
