@@ -1,0 +1,94 @@
+"""Prometheus metrics: one :class:`Metrics` per process, in its own registry.
+
+The web layer counts requests and received alerts; the workers count jobs and
+deliveries through the same object. ``GET /metrics`` serves :meth:`Metrics.render`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+PREFIX = "runbook_router_"
+
+# Seconds from receipt to a worker picking the job up: milliseconds when idle,
+# minutes under a backlog or while the database was away.
+JOB_AGE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+# Seconds to classify, look up and diagnose one alert (diagnostics query Prometheus).
+JOB_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """Every metric the router exports, registered in ``self.registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            PREFIX + "http_requests",
+            "HTTP requests answered, by route template, method and status code.",
+            ["endpoint", "method", "status"],
+            registry=r,
+        )
+        self.http_request_duration = Histogram(
+            PREFIX + "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.alerts_received = Counter(
+            PREFIX + "alerts_received",
+            "Alerts accepted from Alertmanager webhooks, by alert status.",
+            ["status"],
+            registry=r,
+        )
+        self.alert_duplicates = Counter(
+            PREFIX + "alert_duplicates",
+            "Accepted alerts whose state had already been received (re-sends).",
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            PREFIX + "queue_depth",
+            "Alert jobs waiting to be processed (refreshed on every scrape).",
+            registry=r,
+        )
+        self.job_age = Histogram(
+            PREFIX + "job_age_seconds",
+            "Seconds from an alert's receipt to the start of its processing.",
+            buckets=JOB_AGE_BUCKETS,
+            registry=r,
+        )
+        self.job_duration = Histogram(
+            PREFIX + "job_duration_seconds",
+            "Seconds spent processing one alert job.",
+            buckets=JOB_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.jobs_processed = Counter(
+            PREFIX + "jobs_processed",
+            "Alert jobs finished, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            PREFIX + "deliveries",
+            "Delivery attempts to a sink, by sink and outcome.",
+            ["sink", "outcome"],
+            registry=r,
+        )
+        self.delivery_failures_permanent = Counter(
+            PREFIX + "delivery_failures_permanent",
+            "Deliveries given up for good, by sink and reason.",
+            ["sink", "reason"],
+            registry=r,
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        """The registry in the Prometheus text format, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
