@@ -22,7 +22,7 @@ LogFormat = Literal["text", "json"]
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
-    | {"message", "asctime", "taskName"}
+    | {"message", "asctime", "taskName", "color_message"}  # uvicorn adds color_message
 )
 
 # Loggers that install their own handlers (uvicorn with its default ``log_config``);

@@ -1,0 +1,176 @@
+"""Wiring: build the pipeline, store, workers and web app from :class:`Settings`, and run them."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from router.alerts import WebhookPayload
+from router.classify import EvidenceClassifier, RuleSet, load_rules
+from router.config import Settings
+from router.library import LibraryFinder, RunbookLibrary
+from router.logs import configure_logging
+from router.metrics import Metrics
+from router.pipeline import NoDiagnostics, Pipeline, Sink
+from router.redact import Redactor, secret_values
+from router.sinks.console import ConsoleSink
+from router.store import StoreUnavailable, open_store
+from router.triage import TriageResult
+from router.web.app import create_app
+from router.worker import WorkerOptions, Workers
+from router.yamlfile import ConfigError
+
+log = logging.getLogger("router")
+
+
+@dataclass(frozen=True)
+class Components:
+    """What the router loads from files: rules and runbooks, and the stages built on them."""
+
+    library: RunbookLibrary
+    rules: RuleSet
+    classifier: EvidenceClassifier
+    finder: LibraryFinder
+
+
+def load_components(settings: Settings) -> Components:
+    """Load runbooks and rules; raises :class:`ConfigError` naming the file and line."""
+    library = RunbookLibrary.load(settings.runbooks)
+    rules = load_rules(settings.rules)
+    return Components(library, rules, EvidenceClassifier(rules, library), LibraryFinder(library))
+
+
+def check(settings: Settings) -> tuple[list[ConfigError], str]:
+    """Every problem in the configuration, rules and runbooks, and a summary when there are none."""
+    try:
+        components = load_components(settings)
+    except ConfigError as exc:
+        return [exc], ""
+    problems = [*components.library.problems, *components.rules.check_runbooks(components.library)]
+    summary = (
+        f"ok: {len(components.rules.rules)} rules, "
+        f"{len(list(components.library.sections()))} runbook sections, "
+        f"sinks: {', '.join(s.name for s in build_sinks(settings))}"
+    )
+    return problems, summary
+
+
+def build_sinks(settings: Settings) -> list[Sink]:
+    sinks: list[Sink] = []
+    if settings.console_enabled:
+        sinks.append(
+            ConsoleSink(
+                settings.templates, format=settings.console.format, path=settings.console.path
+            )
+        )
+    return sinks
+
+
+def build_pipeline(settings: Settings, components: Components, sinks: list[Sink]) -> Pipeline:
+    return Pipeline(
+        classifier=components.classifier,
+        runbooks=components.finder,
+        diagnoser=NoDiagnostics(),
+        sinks=sinks,
+    )
+
+
+async def triage_payload(
+    settings: Settings, payload: WebhookPayload, *, as_json: bool
+) -> list[str]:
+    """The ``triage`` verb: run the stages for each alert and render them, posting nothing."""
+    pipeline = build_pipeline(settings, load_components(settings), [])
+    console = ConsoleSink(settings.templates, format="json" if as_json else "text")
+    lines = []
+    for alert in payload.alerts:
+        result = await pipeline.triage(
+            TriageResult(
+                alert=alert,
+                external_url=payload.externalURL,
+                receiver=payload.receiver,
+                group_key=payload.groupKey,
+            )
+        )
+        lines.append(console.render_text(result))
+    return lines
+
+
+async def serve(settings: Settings, *, host: str, port: int) -> None:
+    """Run the web service and its workers until SIGINT/SIGTERM, then shut down cleanly."""
+    configure_logging(
+        settings.log.format, settings.log.level, redactor=Redactor(secret_values(settings))
+    )
+    components = load_components(settings)
+    try:
+        store = await open_store(settings.database_url)
+    except StoreUnavailable as exc:
+        raise ConfigError("database", None, f"cannot open the state store: {exc}") from None
+    metrics = Metrics()
+    pipeline = build_pipeline(settings, components, build_sinks(settings))
+    workers = Workers(store, pipeline, metrics, _worker_options(settings))
+    app = create_app(
+        settings,
+        store,
+        metrics,
+        readiness=lambda: _readiness(workers),
+        on_ingest=workers.wake,
+    )
+    server = _Server(
+        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    )
+    log.info(
+        "runbook-router listening on http://%s:%d (store: %s, sinks: %s)",
+        host,
+        port,
+        store.backend,
+        ", ".join(s.name for s in pipeline.sinks) or "none",
+    )
+    workers.start()
+    try:
+        await server.serve()
+    finally:
+        app.state.accepting = False
+        await workers.stop()
+        await store.close()
+        log.info("runbook-router stopped")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that it does not re-raise SIGTERM/SIGINT once it has stopped:
+    the workers still have to finish or give back their jobs after the HTTP side is down."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def _readiness(workers: Workers) -> dict[str, bool]:
+    return {"workers": workers.running}
+
+
+def _worker_options(settings: Settings) -> WorkerOptions:
+    w = settings.worker
+    return WorkerOptions(
+        count=w.count,
+        lease_seconds=w.lease_seconds,
+        poll_seconds=w.poll_seconds,
+        max_attempts=w.max_attempts,
+        shutdown_grace_seconds=w.shutdown_grace_seconds,
+    )
