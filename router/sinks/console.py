@@ -80,16 +80,25 @@ class ConsoleSink:
 
 
 def _contains(path: Path, key: str) -> bool:
+    """Whether a complete record with this key is in the file (a torn last line is not)."""
+    text_marker, json_marker = f"    id: {key}\n", f'"key":"{key}"'
     try:
         with path.open(encoding="utf-8") as handle:
             return any(
-                line.rstrip("\n") == f"    id: {key}" or f'"key":"{key}"' in line for line in handle
+                line == text_marker or (json_marker in line and line.endswith("\n"))
+                for line in handle
             )
     except FileNotFoundError:
         return False
 
 
 def _append(path: Path, text: str) -> None:
+    """Append a record, first ending a line torn by a crash so records never run together."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(text)
+    with path.open("ab") as handle:
+        if handle.tell() > 0:
+            with path.open("rb") as reader:
+                reader.seek(-1, 2)
+                if reader.read(1) != b"\n":
+                    text = "\n" + text
+        handle.write(text.encode("utf-8"))

@@ -1,0 +1,211 @@
+"""Workers and the outbox dispatcher, in-process, over a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from router.alerts import WebhookPayload
+from router.config import load_settings
+from router.metrics import Metrics
+from router.pipeline import Delivery, Pipeline
+from router.service import build_pipeline, load_components
+from router.sinks import DeliveryError
+from router.sinks.console import ConsoleSink
+from router.store import Store, open_store
+from router.triage import Finding, TriageResult
+from router.worker import WorkerOptions, Workers
+from tests import factories
+
+FAST = WorkerOptions(count=2, lease_seconds=5, poll_seconds=0.05, shutdown_grace_seconds=0.5)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(f"sqlite:///{tmp_path / 'router.db'}")
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def console_path(tmp_path: Path) -> Path:
+    return tmp_path / "console.jsonl"
+
+
+def pipeline_with(sinks: list[Any], diagnoser: Any | None = None) -> Pipeline:
+    settings = load_settings()
+    pipeline = build_pipeline(settings, load_components(settings), sinks)
+    if diagnoser is not None:
+        pipeline.diagnoser = diagnoser
+    return pipeline
+
+
+async def ingest(store: Store, *alerts: dict) -> None:
+    body = factories.body(*alerts)
+    await store.ingest(WebhookPayload.model_validate_json(body), body)
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.02)
+
+
+def console_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_alert_flows_to_the_console_sink(store: Store, console_path: Path) -> None:
+    sink = ConsoleSink(load_settings().templates, format="json", path=console_path)
+    workers = Workers(store, pipeline_with([sink]), Metrics(), FAST)
+    await ingest(store, factories.alert("PodCrashLooping", labels={"namespace": "shop"}))
+    workers.start()
+    try:
+        await wait_for(lambda: _async(len(console_records(console_path)) == 1))
+    finally:
+        await workers.stop()
+    (record,) = console_records(console_path)
+    assert record["alert"]["labels"]["alertname"] == "PodCrashLooping"
+    assert record["classification"]["category"] == "crashloop"
+    assert record["runbook"]["link"]["path"] == "crashloop.md"
+    assert await store.queue_depth() == 0
+    assert await store.outbox.counts() == {"done": 1}
+
+
+async def test_resolve_is_delivered_after_its_trigger(store: Store, console_path: Path) -> None:
+    sink = ConsoleSink(load_settings().templates, format="json", path=console_path)
+    await ingest(store, factories.alert("A"))
+    await ingest(store, factories.alert("A", status="resolved"))
+    workers = Workers(store, pipeline_with([sink]), Metrics(), FAST)
+    workers.start()
+    try:
+        await wait_for(lambda: _async(len(console_records(console_path)) == 2))
+    finally:
+        await workers.stop()
+    assert [r["alert"]["status"] for r in console_records(console_path)] == ["firing", "resolved"]
+
+
+class RecordingSink:
+    """A sink that fails as told, then succeeds, recording every call."""
+
+    name = "recording"
+
+    def __init__(self, failures: list[DeliveryError]) -> None:
+        self.failures = failures
+        self.calls: list[str] = []
+
+    def render(self, result: TriageResult) -> list[Delivery]:
+        return [Delivery(self.name, "post", f"rec:{result.alert.state_key}", {})]
+
+    async def send(self, delivery: Delivery) -> dict[str, Any] | None:
+        self.calls.append(delivery.key)
+        if self.failures:
+            raise self.failures.pop(0)
+        return {"ok": True}
+
+    async def already_delivered(self, delivery: Delivery) -> bool:
+        return False
+
+
+async def test_transient_failures_are_retried_until_delivered(store: Store) -> None:
+    sink = RecordingSink([DeliveryError("HTTP 500", retry_after=0.05), DeliveryError("timeout")])
+    metrics = Metrics()
+    workers = Workers(store, pipeline_with([sink]), metrics, FAST)
+    workers.options.delivery_max_age_seconds = 3600
+    await ingest(store, factories.alert("A"))
+    workers.start()
+    try:
+        await wait_for(lambda: _outbox_state(store, "done"), timeout=15)
+    finally:
+        await workers.stop()
+    assert len(sink.calls) == 3 and len(set(sink.calls)) == 1
+    assert _sample(metrics, "runbook_router_deliveries_total", outcome="retry") == 2
+    assert _sample(metrics, "runbook_router_deliveries_total", outcome="delivered") == 1
+
+
+async def test_permanent_failure_is_not_retried(store: Store) -> None:
+    sink = RecordingSink([DeliveryError("channel_not_found", permanent=True)])
+    metrics = Metrics()
+    workers = Workers(store, pipeline_with([sink]), metrics, FAST)
+    await ingest(store, factories.alert("A"))
+    workers.start()
+    try:
+        await wait_for(lambda: _outbox_state(store, "dead"))
+        await asyncio.sleep(0.2)
+    finally:
+        await workers.stop()
+    assert len(sink.calls) == 1
+    rows = await store.outbox.rows()
+    assert rows[0]["last_error"] == "channel_not_found"
+    assert _sample(metrics, "runbook_router_delivery_failures_permanent_total") == 1
+
+
+class BlockingDiagnoser:
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def diagnose(self, result: TriageResult, deadline: float) -> list[Finding]:
+        self.started.set()
+        await asyncio.sleep(3600)
+        return []
+
+
+async def test_shutdown_gives_back_unfinished_jobs(store: Store) -> None:
+    diagnoser = BlockingDiagnoser()
+    pipeline = pipeline_with([], diagnoser)
+    pipeline.deadline_seconds = 3600
+    workers = Workers(store, pipeline, Metrics(), FAST)
+    await ingest(store, factories.alert("A"))
+    workers.start()
+    await asyncio.wait_for(diagnoser.started.wait(), 5)
+    await workers.stop()
+    assert await store.states() == {"pending": 1}
+    (job,) = await store.claim("other", 1, 5)
+    assert job.attempts == 1  # the interrupted attempt did not count
+
+
+class BrokenClassifier:
+    def classify(self, alert):
+        raise RuntimeError("rules exploded")
+
+
+async def test_failing_triage_is_retried_then_marked_failed(store: Store) -> None:
+    pipeline = pipeline_with([])
+    pipeline.classifier = BrokenClassifier()
+    options = WorkerOptions(count=1, lease_seconds=5, poll_seconds=0.02, max_attempts=1)
+    workers = Workers(store, pipeline, Metrics(), options)
+    await ingest(store, factories.alert("A"))
+    workers.start()
+    try:
+        await wait_for(lambda: _states(store, {"failed": 1}))
+    finally:
+        await workers.stop()
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def _outbox_state(store: Store, state: str) -> bool:
+    return (await store.outbox.counts()).get(state) == 1
+
+
+async def _states(store: Store, expected: dict[str, int]) -> bool:
+    return await store.states() == expected
+
+
+def _sample(metrics: Metrics, name: str, **labels: str) -> float:
+    total = 0.0
+    for metric in metrics.registry.collect():
+        for sample in metric.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
