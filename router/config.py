@@ -29,8 +29,18 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_RULES = PROJECT_ROOT / "rules"
 BUILTIN_RUNBOOKS = PROJECT_ROOT / "runbooks"
 BUILTIN_TEMPLATES = PROJECT_ROOT / "templates"
+BUILTIN_PLAYBOOKS = PROJECT_ROOT / "playbooks"
 
-_PATH_KEYS = {("data_dir",), ("rules",), ("runbooks",), ("templates",), ("console", "path")}
+_PATH_KEYS = {
+    ("data_dir",),
+    ("rules",),
+    ("runbooks",),
+    ("playbooks",),
+    ("templates",),
+    ("console", "path"),
+    ("prometheus", "ca_file"),
+    ("diagnostics", "kubernetes", "kubeconfig"),
+}
 
 
 def _empty_is_unset(value: Any) -> Any:
@@ -101,7 +111,61 @@ class PagerDutySettings(Section):
 
 
 class PrometheusSettings(Section):
+    """The Prometheus HTTP API the diagnostics query (and where graphs come from)."""
+
     url: str | None = None
+    token: Secret = None  # Authorization: Bearer
+    username: str | None = None
+    password: Secret = None
+    ca_file: Path | None = None  # a private CA for https:// URLs
+    insecure_skip_verify: bool = False
+    timeout_seconds: float = Field(default=3.0, gt=0)
+
+
+class KubernetesSettings(Section):
+    """The Kubernetes API, read-only: kubeconfig, or the in-cluster service account."""
+
+    enabled: bool | None = None  # None: on when a kubeconfig or service account is found
+    kubeconfig: Path | None = None  # None: $KUBECONFIG, ~/.kube/config, then in-cluster
+    context: str | None = None
+    timeout_seconds: float = Field(default=3.0, gt=0)
+    log_lines: int = Field(default=50, ge=0)
+    log_bytes: int = Field(default=16384, ge=0)
+
+
+class PostgresTarget(Section):
+    """A database to inspect for alerts whose labels match ``matchers`` (empty: every alert)."""
+
+    name: str
+    matchers: list[str] = Field(default_factory=list)
+    dsn: SecretStr
+
+
+class PostgresSettings(Section):
+    targets: list[PostgresTarget] = Field(default_factory=list)
+    timeout_seconds: float = Field(default=3.0, gt=0)
+    statement_timeout_ms: int = Field(default=2000, gt=0)
+
+
+class HttpProbe(Section):
+    """A health URL (a template over the alert's labels) probed for matching alerts."""
+
+    matchers: list[str] = Field(default_factory=list)
+    url: str
+
+
+class HttpProbeSettings(Section):
+    probes: list[HttpProbe] = Field(default_factory=list)
+    timeout_seconds: float = Field(default=3.0, gt=0)
+
+
+class DiagnosticsSettings(Section):
+    """Live diagnostics: one deadline per alert, providers run concurrently within it."""
+
+    deadline_seconds: float = Field(default=10.0, gt=0)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    http: HttpProbeSettings = Field(default_factory=HttpProbeSettings)
 
 
 class LogSettings(Section):
@@ -133,7 +197,8 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
-    diagnostics: dict[str, Any] = Field(default_factory=dict)
+    playbooks: list[Path] = Field(default_factory=lambda: [BUILTIN_PLAYBOOKS])
+    diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
 
     @property
     def database_url(self) -> str:

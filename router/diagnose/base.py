@@ -1,0 +1,78 @@
+"""What every diagnostics provider shares: the check it is asked to run, and what it returns.
+
+A playbook (``playbooks/*.yaml``) is a list of checks. Each check names a
+provider (``prometheus``, ``kubernetes``, ``postgres``, ``http``), one of the
+provider's check kinds, and parameters already rendered from the alert's labels.
+A provider answers with findings for people and *facts* for the verdict rules:
+plain JSON-like values (numbers, strings, lists, dicts) published under the
+check's ``id``, so a rule can say ``pods.oom_killed`` or ``connections.used_ratio > 0.9``.
+
+Providers are read-only, always: they only ever GET, SELECT or query.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from router.alerts import Alert
+from router.triage import Classification, Finding
+
+
+@dataclass(frozen=True)
+class Check:
+    """One step of a playbook, with its parameters rendered for one alert."""
+
+    id: str
+    provider: str
+    kind: str
+    title: str
+    params: dict[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class AlertContext:
+    """What a provider may know about the alert it diagnoses."""
+
+    alert: Alert
+    classification: Classification
+    now: datetime
+    deadline: float  # time.monotonic() value by which every check must have answered
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.alert.labels
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+
+@dataclass
+class CheckOutcome:
+    """Findings for people, facts for the verdict rules."""
+
+    findings: list[Finding] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+class ProviderError(Exception):
+    """A provider could not answer (down, unauthorised, misconfigured); the text is shown as is.
+
+    It must never contain a secret: providers raise it with redacted text.
+    """
+
+
+class Provider(Protocol):
+    """A source of evidence: Prometheus, the Kubernetes API, PostgreSQL, HTTP probes."""
+
+    name: str
+    kinds: frozenset[str]  # the check kinds it runs, for validating playbooks
+
+    async def run(self, check: Check, context: AlertContext) -> CheckOutcome:
+        """Run one check; raise ProviderError for an answer that is an error."""
+
+    async def close(self) -> None:
+        """Release connections and clients."""
