@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PROBLEMS
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `runbook-router runbooks | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     verb("check", _check, "Validate the configuration, rules and runbooks.")
     classify = verb("classify", _classify, "Classify each alert of a webhook payload.")
     classify.add_argument("payload", help="Alertmanager webhook JSON file, or - for stdin")
-    verb("runbooks", _runbooks, "List the indexed runbook sections.")
+    runbooks = verb("runbooks", _runbooks, "List the indexed runbook sections.")
+    runbooks.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     triage = verb("triage", _triage, "Triage each alert of a payload without posting anything.")
     triage.add_argument("payload", help="Alertmanager webhook JSON file, or - for stdin")
     triage.add_argument("--json", action="store_true", help="print JSON lines instead of text")
@@ -102,10 +107,10 @@ def _check(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     from router.service import load_components
 
+    components = load_components(_settings(args))
     payload = _read_payload(args.payload)
     if payload is None:
         return EXIT_PROBLEMS
-    components = load_components(_settings(args))
     for alert in payload.alerts:
         classification = components.classifier.classify(alert)
         excerpt = components.finder.find(alert, classification)
@@ -128,21 +133,34 @@ def _runbooks(args: argparse.Namespace) -> int:
     from router.service import load_components
 
     library = load_components(_settings(args)).library
-    for section in library.sections():
-        alerts = ",".join(section.alerts) or "-"
-        print(
-            f"{section.path}#{section.anchor}\t{section.title}\t{section.category or '-'}\t{alerts}"
-        )
+    rows = [
+        {
+            "ref": section.ref,
+            "title": section.title,
+            "category": section.category,
+            "alerts": list(section.alerts),
+        }
+        for section in library.sections()
+    ]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return EXIT_OK
+    print("SECTION\tTITLE\tCATEGORY\tALERTS")
+    for row in rows:
+        alerts = ",".join(row["alerts"]) or "-"
+        print(f"{row['ref']}\t{row['title']}\t{row['category'] or '-'}\t{alerts}")
     return EXIT_OK
 
 
 def _triage(args: argparse.Namespace) -> int:
     from router.service import triage_payload
 
+    settings = _settings(args)
     payload = _read_payload(args.payload)
     if payload is None:
         return EXIT_PROBLEMS
-    for line in asyncio.run(triage_payload(_settings(args), payload, as_json=args.json)):
+    for line in asyncio.run(triage_payload(settings, payload, as_json=args.json)):
         print(line)
     return EXIT_OK
 
@@ -153,7 +171,7 @@ def _read_payload(source: str) -> WebhookPayload | None:
     try:
         raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     except OSError as exc:
-        print(f"error: {name}: cannot read ({exc.strerror})", file=sys.stderr)
+        print(f"error: {name}: cannot read ({exc.strerror or exc})", file=sys.stderr)
         return None
     try:
         return WebhookPayload.model_validate_json(raw)
