@@ -88,6 +88,14 @@ class Finding(BaseModel):
     verdict: Verdict | None = None
 
 
+class Graph(BaseModel):
+    """A time series to draw: the alert's expression over the last hour."""
+
+    title: str
+    points: list[tuple[float, float]] = Field(default_factory=list)  # (unix seconds, value)
+    unit: str = ""
+
+
 class TriageResult(BaseModel):
     """Everything known about one alert state, ready for any sink to render."""
 
@@ -98,6 +106,7 @@ class TriageResult(BaseModel):
     classification: Classification = Field(default_factory=Classification)
     runbook: RunbookExcerpt | None = None
     findings: list[Finding] = Field(default_factory=list)
+    graph: Graph | None = None
     triaged_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property

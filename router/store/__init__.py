@@ -1,8 +1,8 @@
 """The state store: one schema over SQLite (embedded default) or PostgreSQL (shared).
 
 ``open_store(url)`` connects and migrates; the :class:`Store` it returns offers
-durable ingest and the job queue (``router.store.jobs``) and the delivery
-outbox (``store.outbox``).
+durable ingest and the job queue (``router.store.jobs``), the delivery
+outbox (``store.outbox``) and where each alert's messages live (``store.messages``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from sqlalchemy import text
 
 from router.store.database import Database, StoreUnavailable, normalise_url
 from router.store.jobs import Clock, IngestResult, Job, JobQueue
+from router.store.messages import Messages
 from router.store.outbox import Outbox, OutboxItem
 from router.store.schema import current_version, migrate
 
 __all__ = [
     "IngestResult",
     "Job",
+    "Messages",
     "OutboxItem",
     "Store",
     "StoreUnavailable",
@@ -33,6 +35,7 @@ class Store(JobQueue):
     def __init__(self, db: Database, clock: Clock = time.time) -> None:
         super().__init__(db, clock)
         self.outbox = Outbox(db, clock)
+        self.messages = Messages(db, clock)
 
     @property
     def backend(self) -> str:

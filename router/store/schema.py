@@ -112,6 +112,18 @@ outbox = Table(
     Index("ix_outbox_order", "fingerprint", "sink", "id"),
 )
 
+# Where each alert's message lives in a sink (Slack channel + ts, PagerDuty incident id),
+# so later state changes edit it and reply in its thread.
+messages = Table(
+    "messages",
+    metadata,
+    Column("thread_key", Text, primary_key=True),
+    Column("sink", Text, primary_key=True),
+    Column("ref_json", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
 Migration = Callable[[AsyncConnection], Awaitable[None]]
 
 
@@ -123,8 +135,12 @@ async def _v1(conn: AsyncConnection) -> None:
     )
 
 
+async def _v2(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda sync: messages.create(sync, checkfirst=True))
+
+
 # Append-only: version N is MIGRATIONS[N - 1]. Never edit a released migration.
-MIGRATIONS: list[Migration] = [_v1]
+MIGRATIONS: list[Migration] = [_v1, _v2]
 LATEST_VERSION = len(MIGRATIONS)
 
 

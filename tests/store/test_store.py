@@ -186,3 +186,16 @@ async def test_outbox_marks_items_whose_sender_died(store: Store, clock) -> None
     await store.outbox.retry_at(again, "d2", clock.now, "HTTP 503")
     (third,) = await store.outbox.claim("d2", 10, lease_seconds=30)
     assert not third.interrupted  # a recorded failure is not an interruption
+
+
+async def test_messages_remember_where_an_alert_was_posted(store: Store) -> None:
+    assert await store.messages.get("fp1", "slack") is None
+    await store.messages.save("fp1", "slack", {"channel": "C1", "ts": "1.000"})
+    await store.messages.save("fp1", "slack", {"channel": "C1", "ts": "1.000", "permalink": "p"})
+    await store.messages.save("fp1", "pagerduty", {"incident": "PABC"})
+    assert await store.messages.get("fp1", "slack") == {
+        "channel": "C1",
+        "ts": "1.000",
+        "permalink": "p",
+    }
+    assert await store.messages.get("fp1", "pagerduty") == {"incident": "PABC"}
