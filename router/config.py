@@ -39,6 +39,7 @@ _PATH_KEYS = {
     ("templates",),
     ("console", "path"),
     ("prometheus", "ca_file"),
+    ("pagerduty", "ca_file"),
     ("diagnostics", "kubernetes", "kubeconfig"),
 }
 
@@ -93,19 +94,32 @@ class ConsoleSettings(Section):
 
 
 class SlackSettings(Section):
+    """Slack: one message per alert (or per Alertmanager group), edited in place."""
+
     bot_token: Secret = None
     signing_secret: Secret = None
     api_url: str = "https://slack.com/api/"
     default_channel: str = "#alerts"
+    channel_template: str | None = None  # e.g. "#alerts-{{ labels.team }}"; a rule's channel wins
+    message_per: Literal["alert", "group"] = "alert"
+    rate_per_second: float = Field(default=1.0, gt=0)  # per channel, as Slack asks
+    burst: int = Field(default=3, ge=1)
+    storm_threshold_per_minute: int = Field(default=20, ge=1)  # beyond this, summarise
+    timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 class PagerDutySettings(Section):
-    routing_key: Secret = None
+    """PagerDuty: Events API v2 for incidents, REST API v2 for incident notes."""
+
+    routing_key: Secret = None  # the default integration key
+    routing_keys: dict[str, SecretStr] = Field(default_factory=dict)  # named, for rules
     events_url: str = "https://events.pagerduty.com"
     api_token: Secret = None
     api_url: str = "https://api.pagerduty.com"
     from_: str | None = Field(default=None, alias="from")
     webhook_secret: Secret = None
+    ca_file: Path | None = None  # trust a private CA (e.g. a TLS-intercepting proxy)
+    timeout_seconds: float = Field(default=10.0, gt=0)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
