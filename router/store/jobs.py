@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.orm import aliased
 
 from router.alerts import Alert, WebhookPayload
 from router.pipeline import Delivery
+from router.store import leases
 from router.store.database import Database
 from router.store.schema import alert_events, alerts, outbox, payloads
 
@@ -115,39 +115,18 @@ class JobQueue:
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Job]:
         """Lease up to ``limit`` runnable jobs: pending ones, or running ones whose lease expired."""
         now = self.clock()
-        earlier = aliased(alert_events)
-        blocked = exists().where(
-            earlier.c.fingerprint == alert_events.c.fingerprint,
-            earlier.c.id < alert_events.c.id,
-            earlier.c.state.in_(("pending", "running")),
+        claimed = await leases.claim(
+            self.db,
+            alert_events,
+            states=_JOB_STATES,
+            due_column="available_at",
+            group_by=("fingerprint",),
+            owner=owner,
+            limit=limit,
+            lease_until=now + lease_seconds,
+            now=now,
         )
-        runnable = or_(
-            and_(alert_events.c.state == "pending", alert_events.c.available_at <= now),
-            and_(alert_events.c.state == "running", alert_events.c.lease_until < now),
-        )
-        query = (
-            select(alert_events.c.id)
-            .where(runnable, ~blocked)
-            .order_by(alert_events.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=alert_events)
-        )
-        async with self.db.write() as conn:
-            ids = list((await conn.execute(query)).scalars())
-            if not ids:
-                return []
-            claimed = await conn.execute(
-                update(alert_events)
-                .where(alert_events.c.id.in_(ids))
-                .values(
-                    state="running",
-                    lease_owner=owner,
-                    lease_until=now + lease_seconds,
-                    attempts=alert_events.c.attempts + 1,
-                )
-                .returning(*_JOB_COLUMNS)
-            )
-            return sorted((_job(row) for row in claimed), key=lambda job: job.id)
+        return [_job(row) for row, _ in claimed]
 
     async def complete(
         self, job: Job, owner: str, result_json: str, deliveries: Sequence[Delivery]
@@ -213,15 +192,7 @@ class JobQueue:
             return {state: count for state, count in await conn.execute(query)}
 
 
-_JOB_COLUMNS = (
-    alert_events.c.id,
-    alert_events.c.alert_json,
-    alert_events.c.receiver,
-    alert_events.c.group_key,
-    alert_events.c.external_url,
-    alert_events.c.received_at,
-    alert_events.c.attempts,
-)
+_JOB_STATES = leases.LeaseStates(waiting="pending", held="running")
 
 
 def _job(row) -> Job:

@@ -13,15 +13,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import func, select, update
 
 from router.pipeline import Delivery
+from router.store import leases
 from router.store.database import Database
 from router.store.jobs import Clock
 from router.store.schema import outbox
 
-_UNFINISHED = ("pending", "sending")
+_STATES = leases.LeaseStates(waiting="pending", held="sending")
 
 
 @dataclass(frozen=True)
@@ -43,42 +43,20 @@ class Outbox:
         self.clock = clock
 
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        """Lease due deliveries, in order per alert and sink."""
         now = self.clock()
-        earlier = aliased(outbox)
-        blocked = exists().where(
-            earlier.c.fingerprint == outbox.c.fingerprint,
-            earlier.c.sink == outbox.c.sink,
-            earlier.c.id < outbox.c.id,
-            earlier.c.state.in_(_UNFINISHED),
+        claimed = await leases.claim(
+            self.db,
+            outbox,
+            states=_STATES,
+            due_column="next_attempt_at",
+            group_by=("fingerprint", "sink"),
+            owner=owner,
+            limit=limit,
+            lease_until=now + lease_seconds,
+            now=now,
         )
-        runnable = or_(
-            and_(outbox.c.state == "pending", outbox.c.next_attempt_at <= now),
-            and_(outbox.c.state == "sending", outbox.c.lease_until < now),
-        )
-        query = (
-            select(outbox.c.id, outbox.c.state)
-            .where(runnable, ~blocked)
-            .order_by(outbox.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=outbox)
-        )
-        async with self.db.write() as conn:
-            previous = {row.id: row.state for row in await conn.execute(query)}
-            if not previous:
-                return []
-            rows = await conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_(previous))
-                .values(
-                    state="sending",
-                    lease_owner=owner,
-                    lease_until=now + lease_seconds,
-                    attempts=outbox.c.attempts + 1,
-                )
-                .returning(outbox)
-            )
-            items = (_item(row, previous[row.id] == "sending") for row in rows)
-            return sorted(items, key=lambda item: item.id)
+        return [_item(row, interrupted) for row, interrupted in claimed]
 
     async def done(self, item: OutboxItem, owner: str, response: dict[str, Any] | None) -> None:
         await self._finish(
