@@ -1,0 +1,214 @@
+"""Ingest benchmark: webhooks/second and ack latency, beside a do-nothing baseline.
+
+Both servers run as separate uvicorn processes with the same settings; the
+baseline is a bare starlette app that reads the body and answers 202 (the
+ceiling). The router runs as in production (``runbook-router serve``: durable
+store, workers triaging in the background, console sink writing to /dev/null).
+
+    python bench/ingest.py                      # SQLite and PostgreSQL, 1 and 50 alerts
+    python bench/ingest.py --backends sqlite --seconds 3
+
+Each scenario prints throughput at fixed concurrency and latency at a fixed
+arrival rate, with the router/baseline ratio (the ratio survives a noisy machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.procs import free_port  # noqa: E402
+
+PG_ADMIN = os.environ.get("ROUTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+_counter = itertools.count()
+
+
+def payload(alerts: int) -> bytes:
+    """A webhook whose alerts are all new (distinct fingerprints), as in a real stream."""
+    n = next(_counter)
+    return json.dumps(
+        {
+            "version": "4",
+            "groupKey": f'{{}}:{{alertname="Bench{n}"}}',
+            "status": "firing",
+            "receiver": "bench",
+            "externalURL": "http://alertmanager:9093",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {
+                        "alertname": f"Bench{n}",
+                        "instance": f"i{i}",
+                        "severity": "warning",
+                    },
+                    "annotations": {"summary": "benchmark"},
+                    "startsAt": "2026-11-22T10:00:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://prometheus:9090/graph?g0.expr=up%20%3D%3D%200",
+                    "fingerprint": f"{n:010x}{i:06x}",
+                }
+                for i in range(alerts)
+            ],
+        }
+    ).encode()
+
+
+class Server:
+    def __init__(self, kind: str, database_url: str | None, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
+        if kind == "baseline":
+            argv = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(self.port)]
+            argv += ["--no-access-log", "--log-level", "warning"]
+        else:
+            argv = [sys.executable, "-m", "router", "serve", "--port", str(self.port)]
+            env |= {
+                "ROUTER_DATA_DIR": str(workdir / "data"),
+                "ROUTER_CONSOLE_PATH": os.devnull,
+                "ROUTER_LOG_LEVEL": "warning",
+            }
+            if database_url:
+                env["ROUTER_DATABASE_URL"] = database_url
+        self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+
+    async def ready(self) -> None:
+        async with httpx.AsyncClient() as client:
+            for _ in range(200):
+                try:
+                    if (await client.get(f"{self.url}/healthz")).status_code in (200, 404):
+                        return
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(20)
+
+
+async def post(client: httpx.AsyncClient, url: str, alerts: int, latencies: list[float]) -> None:
+    body = payload(alerts)
+    started = time.perf_counter()
+    response = await client.post(url, content=body, headers={"Content-Type": "application/json"})
+    latencies.append(time.perf_counter() - started)
+    if response.status_code != 202:
+        raise RuntimeError(f"unexpected {response.status_code}: {response.text[:200]}")
+
+
+async def closed_loop(url: str, alerts: int, concurrency: int, seconds: float) -> dict:
+    """Fixed concurrency, as fast as the server answers."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def user() -> None:
+            while time.perf_counter() < deadline:
+                await post(client, f"{url}/alertmanager", alerts, latencies)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(user() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {"rps": len(latencies) / elapsed, **percentiles(latencies)}
+
+
+async def open_loop(url: str, alerts: int, rate: float, seconds: float) -> dict:
+    """Requests arrive at a fixed rate whatever the server does: latency under load."""
+    latencies: list[float] = []
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=200), timeout=30) as client:
+        tasks = []
+        started = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(
+                asyncio.create_task(post(client, f"{url}/alertmanager", alerts, latencies))
+            )
+        await asyncio.gather(*tasks)
+    return {"rate": rate, **percentiles(latencies)}
+
+
+def percentiles(latencies: list[float]) -> dict:
+    ordered = sorted(latencies)
+    q = statistics.quantiles(ordered, n=100) if len(ordered) > 1 else ordered * 99
+    return {"p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "n": len(ordered)}
+
+
+async def fresh_postgres() -> str:
+    import asyncpg
+
+    name = f"rr_bench_{os.getpid()}_{next(_counter)}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def scenario(kind: str, backend: str, alerts: int, args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        database_url = (
+            await fresh_postgres() if backend == "postgresql" and kind == "router" else None
+        )
+        server = Server(kind, database_url, Path(tmp))
+        try:
+            await server.ready()
+            await closed_loop(server.url, alerts, 4, 0.5)  # warm up
+            throughput = await closed_loop(server.url, alerts, args.concurrency, args.seconds)
+            latency = await open_loop(server.url, alerts, args.rate, args.seconds)
+        finally:
+            server.stop()
+    return {"throughput": throughput, "latency": latency}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--alerts", nargs="+", type=int, default=[1, 50])
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    print(
+        f"machine: {os.cpu_count()} cores; concurrency {args.concurrency}; "
+        f"open-loop rate {args.rate:g}/s; {args.seconds:g} s per run"
+    )
+    header = (
+        f"{'scenario':28} {'req/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} | "
+        f"{'@rate p50':>9} {'p99':>6}"
+    )
+    print(header)
+    for alerts in args.alerts:
+        base = await scenario("baseline", "-", alerts, args)
+        print(row(f"baseline, {alerts} alerts", base, base))
+        for backend in args.backends:
+            result = await scenario("router", backend, alerts, args)
+            print(row(f"router {backend}, {alerts} alerts", result, base))
+
+
+def row(name: str, result: dict, base: dict) -> str:
+    t, lat = result["throughput"], result["latency"]
+    ratio = t["rps"] / base["throughput"]["rps"]
+    return (
+        f"{name:28} {t['rps']:8.0f} {ratio:6.0%} {t['p50_ms']:7.1f} {t['p99_ms']:7.1f} | "
+        f"{lat['p50_ms']:9.1f} {lat['p99_ms']:6.1f}"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
