@@ -22,6 +22,8 @@ from router.metrics import Metrics
 from router.pipeline import Pipeline, Sink
 from router.sinks import DeliveryError
 from router.store import Job, OutboxItem, Store, StoreUnavailable
+from router.store.jobs import Finished
+from router.store.outbox import Settled
 from router.triage import TriageResult
 
 log = logging.getLogger("router.worker")
@@ -39,6 +41,7 @@ class WorkerOptions:
     poll_seconds: float = 0.5
     max_attempts: int = 5
     shutdown_grace_seconds: float = 10.0
+    batch: int = 16  # jobs (or deliveries) one loop claims and records at once
     delivery_max_age_seconds: float = 3600.0
 
 
@@ -98,34 +101,52 @@ class Workers:
     async def _job_loop(self, owner: str) -> None:
         while not self._stopping.is_set():
             try:
-                jobs = await self.store.claim(owner, 1, self.options.lease_seconds)
+                jobs = await self.store.claim(owner, self.options.batch, self.options.lease_seconds)
             except StoreUnavailable as exc:
                 log.warning("cannot claim jobs: %s", exc)
                 jobs = []
             if not jobs:
                 await self._idle()
                 continue
-            for job in jobs:
-                await self._run_job(job, owner)
+            await self._run_batch(jobs, owner)
 
-    async def _run_job(self, job: Job, owner: str) -> None:
+    async def _run_batch(self, jobs: list[Job], owner: str) -> None:
+        """Triage claimed jobs concurrently, then record them all in one transaction."""
         started = time.time()
-        self.metrics.job_age.observe(max(0.0, started - job.received_at))
+        for job in jobs:
+            self.metrics.job_age.observe(max(0.0, started - job.received_at))
+        try:
+            outcomes = await asyncio.gather(*(self._triage(job) for job in jobs))
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.gather(*(self.store.release(j, owner) for j in jobs)))
+            raise
+        finished = [o for o in outcomes if isinstance(o, Finished)]
+        try:
+            recorded = await self.store.complete_many(owner, finished)
+        except StoreUnavailable as exc:
+            log.warning(
+                "cannot record %d triages, their leases will expire: %s", len(finished), exc
+            )
+            recorded = [False] * len(finished)
+        for item, ok in zip(finished, recorded, strict=True):
+            self._count(item.job, "done" if ok else "lease_lost", started)
+        for job, error in ((o.job, o.error) for o in outcomes if isinstance(o, _Failed)):
+            self._count(job, await self._retry_job(job, owner, error), started)
+        if any(recorded):
+            self.wake()
+
+    async def _triage(self, job: Job) -> Finished | _Failed:
         try:
             result = await self.pipeline.triage(_initial_result(job))
-            deliveries = self.pipeline.render(result)
-            finished = await self.store.complete(job, owner, result.model_dump_json(), deliveries)
-            outcome = "done" if finished else "lease_lost"
-        except asyncio.CancelledError:
-            await asyncio.shield(self.store.release(job, owner))
-            raise
+            return Finished(job, result.model_dump_json(), self.pipeline.render(result))
         except Exception as exc:
             log.exception("triage of %s failed", job.alert.alertname)
-            outcome = await self._retry_job(job, owner, exc)
+            return _Failed(job, exc)
+
+    def _count(self, job: Job, outcome: str, started: float) -> None:
         self.metrics.job_duration.observe(time.time() - started)
         self.metrics.jobs_processed.labels(outcome=outcome).inc()
         if outcome == "done":
-            self.wake()
             log.info(
                 "triaged %s",
                 job.alert.alertname,
@@ -147,16 +168,22 @@ class Workers:
     async def _outbox_loop(self, owner: str, sinks: dict[str, Sink]) -> None:
         while not self._stopping.is_set():
             try:
-                items = await self.store.outbox.claim(owner, 16, self.options.lease_seconds)
+                items = await self.store.outbox.claim(
+                    owner, self.options.batch, self.options.lease_seconds
+                )
             except StoreUnavailable as exc:
                 log.warning("cannot claim deliveries: %s", exc)
                 items = []
             if not items:
                 await self._idle()
                 continue
-            await asyncio.gather(*(self._deliver(item, owner, sinks) for item in items))
+            settled = await asyncio.gather(*(self._deliver(item, sinks) for item in items))
+            try:
+                await self.store.outbox.settle(owner, settled)
+            except StoreUnavailable as exc:
+                log.warning("cannot record %d deliveries: %s", len(settled), exc)
 
-    async def _deliver(self, item: OutboxItem, owner: str, sinks: dict[str, Sink]) -> None:
+    async def _deliver(self, item: OutboxItem, sinks: dict[str, Sink]) -> Settled:
         delivery = item.delivery
         sink = sinks.get(delivery.sink)
         try:
@@ -167,13 +194,10 @@ class Workers:
             else:
                 response = await sink.send(delivery)
         except DeliveryError as exc:
-            await self._delivery_failed(item, owner, exc)
-            return
+            return self._delivery_failed(item, exc)
         except Exception as exc:
             log.exception("delivery %s crashed", delivery.key)
-            await self._delivery_failed(item, owner, DeliveryError(f"{type(exc).__name__}: {exc}"))
-            return
-        await self.store.outbox.done(item, owner, response)
+            return self._delivery_failed(item, DeliveryError(f"{type(exc).__name__}: {exc}"))
         self.metrics.deliveries.labels(sink=delivery.sink, outcome="delivered").inc()
         log.info(
             "delivered %s %s",
@@ -181,23 +205,29 @@ class Workers:
             delivery.action,
             extra={"sink": delivery.sink, "action": delivery.action, "key": delivery.key},
         )
+        return self.store.outbox.delivered(item, response)
 
-    async def _delivery_failed(self, item: OutboxItem, owner: str, exc: DeliveryError) -> None:
+    def _delivery_failed(self, item: OutboxItem, exc: DeliveryError) -> Settled:
         sink, outbox = item.delivery.sink, self.store.outbox
         too_old = time.time() - item.created_at > self.options.delivery_max_age_seconds
         if exc.permanent or too_old:
             reason = exc.reason if exc.permanent else f"gave up after {item.attempts} attempts"
-            await outbox.give_up(item, owner, exc.reason)
             self.metrics.deliveries.labels(sink=sink, outcome="failed").inc()
             self.metrics.delivery_failures_permanent.labels(sink=sink, reason=reason[:60]).inc()
             log.error("delivery %s failed for good: %s", item.delivery.key, exc.reason)
-            return
+            return outbox.dead(item, exc.reason)
         delay = max(exc.retry_after or 0.0, backoff(item.attempts))
-        await outbox.retry_at(item, owner, time.time() + delay, exc.reason)
         self.metrics.deliveries.labels(sink=sink, outcome="retry").inc()
         log.warning(
             "delivery %s will be retried in %.1fs: %s", item.delivery.key, delay, exc.reason
         )
+        return outbox.retry(item, time.time() + delay, exc.reason)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    job: Job
+    error: Exception
 
 
 def _initial_result(job: Job) -> TriageResult:

@@ -12,7 +12,8 @@ import time
 from sqlalchemy import text
 
 from router.store.database import Database, StoreUnavailable, normalise_url
-from router.store.jobs import Clock, IngestResult, Job, JobQueue
+from router.store.ingest import Ingest, IngestResult
+from router.store.jobs import Clock, Job, JobQueue
 from router.store.messages import Messages
 from router.store.outbox import Outbox, OutboxItem
 from router.store.schema import current_version, migrate
@@ -34,6 +35,7 @@ class Store(JobQueue):
 
     def __init__(self, db: Database, clock: Clock = time.time) -> None:
         super().__init__(db, clock)
+        self.ingest = Ingest(db, clock)
         self.outbox = Outbox(db, clock)
         self.messages = Messages(db, clock)
 
@@ -53,6 +55,7 @@ class Store(JobQueue):
         return await self.depth()
 
     async def close(self) -> None:
+        await self.ingest.drain()
         await self.db.close()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,52 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+class WriteGate:
+    """One writer at a time (SQLite has one write lock), urgent writers first.
+
+    Ingest is urgent: a webhook waits for at most the transaction in progress, never
+    behind a queue of worker transactions. The gate is handed directly to the next
+    waiter, so nobody can barge in between.
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._normal: deque[asyncio.Future[None]] = deque()
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, urgent: bool) -> AsyncIterator[None]:
+        await self._acquire(urgent)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, urgent: bool) -> None:
+        if not self._held:
+            self._held = True
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        (self._urgent if urgent else self._normal).append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # granted just as we were cancelled: pass it on
+            else:
+                (self._urgent if urgent else self._normal).remove(waiter)
+            raise
+
+    def _release(self) -> None:
+        for queue in (self._urgent, self._normal):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
+        self._held = False
+
+
 class Database:
     """The engine plus a way to run read and write transactions safely on either backend."""
 
@@ -51,7 +98,7 @@ class Database:
         url = normalise_url(url)
         parsed = make_url(url)
         self.backend = parsed.get_backend_name()
-        self._write_lock = asyncio.Lock() if self.backend == "sqlite" else None
+        self._gate = WriteGate() if self.backend == "sqlite" else None
         self.engine: AsyncEngine = _create_engine(url, parsed.database, connect_timeout)
 
     @property
@@ -63,10 +110,13 @@ class Database:
         return (postgresql.insert if self.is_postgres else sqlite.insert)(table)
 
     @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction, committed on success; database trouble → StoreUnavailable."""
-        lock = self._write_lock or contextlib.nullcontext()
-        async with lock, self._guard(), self.engine.begin() as conn:
+    async def write(self, *, urgent: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, committed on success; database trouble → StoreUnavailable.
+
+        ``urgent`` writers (ingest, which a webhook is waiting on) go first on SQLite.
+        """
+        gate = self._gate(urgent) if self._gate else contextlib.nullcontext()
+        async with gate, self._guard(), self.engine.begin() as conn:
             yield conn
 
     @contextlib.asynccontextmanager

@@ -1,10 +1,9 @@
-"""Durable ingest and the alert-job queue.
+"""The alert-job queue.
 
-A webhook is persisted in one transaction: the raw payload and one row per
-alert state. The unique ``state_key`` makes ingest idempotent: a re-sent state
-inserts nothing. Each new row is a pending job; workers claim jobs under a
-lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so a job whose worker died is
-claimed again once its lease expires. Jobs of one alert run in arrival order.
+Every alert state stored by ingest (``router.store.ingest``) is a pending job;
+workers claim jobs under a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so
+a job whose worker died is claimed again once its lease expires. Jobs of one
+alert run in arrival order.
 """
 
 from __future__ import annotations
@@ -14,23 +13,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, func, select, update
 
-from router.alerts import Alert, WebhookPayload
+from router.alerts import Alert
 from router.pipeline import Delivery
 from router.store import leases
 from router.store.database import Database
-from router.store.schema import alert_events, alerts, outbox, payloads
+from router.store.schema import alert_events, outbox
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    payload_id: int
-    new: int
-    duplicates: int
 
 
 @dataclass(frozen=True)
@@ -46,71 +37,34 @@ class Job:
     attempts: int
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A triaged job, ready to be recorded with the deliveries it produced."""
+
+    job: Job
+    result_json: str
+    deliveries: Sequence[Delivery]
+
+
+_FINISH = (
+    update(alert_events)
+    .where(alert_events.c.id == bindparam("job_id"), alert_events.c.state == "running")
+    .values(
+        state="done",
+        finished_at=bindparam("at"),
+        result_json=bindparam("result"),
+        lease_owner=None,
+        lease_until=None,
+    )
+)
+
+
 class JobQueue:
-    """Ingest and the job queue over one :class:`Database`."""
+    """The job queue over one :class:`Database`."""
 
     def __init__(self, db: Database, clock: Clock = time.time) -> None:
         self.db = db
         self.clock = clock
-
-    async def ingest(self, payload: WebhookPayload, body: bytes) -> IngestResult:
-        """Persist the payload and each new alert state; all or nothing."""
-        now = self.clock()
-        rows = _event_rows(payload, now)
-        async with self.db.write() as conn:
-            payload_id = (
-                await conn.execute(
-                    payloads.insert()
-                    .values(
-                        received_at=now,
-                        receiver=payload.receiver,
-                        group_key=payload.groupKey,
-                        body=body.decode("utf-8", "replace"),
-                    )
-                    .returning(payloads.c.id)
-                )
-            ).scalar_one()
-            inserted: list[tuple[int, str]] = []
-            if rows:
-                stmt = (
-                    self.db.insert(alert_events)
-                    .values([{**row, "payload_id": payload_id} for row in rows])
-                    .on_conflict_do_nothing(index_elements=["state_key"])
-                    .returning(alert_events.c.id, alert_events.c.state_key)
-                )
-                inserted = [(r.id, r.state_key) for r in await conn.execute(stmt)]
-            if inserted:
-                await self._remember_latest(conn, rows, dict(inserted), now)
-        return IngestResult(payload_id, len(inserted), len(payload.alerts) - len(inserted))
-
-    async def _remember_latest(
-        self, conn: AsyncConnection, rows: list[dict], inserted: dict[int, str], now: float
-    ) -> None:
-        """Point each alert's latest-state row at its newest event."""
-        latest: dict[str, dict] = {}
-        by_key = {row["state_key"]: row for row in rows}
-        for event_id, state_key in sorted(inserted.items()):
-            row = by_key[state_key]
-            latest[row["fingerprint"]] = {
-                "fingerprint": row["fingerprint"],
-                "alertname": row["alertname"],
-                "status": row["status"],
-                "last_event_id": event_id,
-                "updated_at": now,
-            }
-        values = [latest[fp] for fp in sorted(latest)]
-        stmt = self.db.insert(alerts).values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["fingerprint"],
-            set_={
-                "alertname": stmt.excluded.alertname,
-                "status": stmt.excluded.status,
-                "last_event_id": stmt.excluded.last_event_id,
-                "updated_at": stmt.excluded.updated_at,
-            },
-            where=alerts.c.last_event_id < stmt.excluded.last_event_id,
-        )
-        await conn.execute(stmt)
 
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Job]:
         """Lease up to ``limit`` runnable jobs: pending ones, or running ones whose lease expired."""
@@ -131,31 +85,41 @@ class JobQueue:
     async def complete(
         self, job: Job, owner: str, result_json: str, deliveries: Sequence[Delivery]
     ) -> bool:
-        """Record the triage and queue its deliveries in one transaction.
+        """Record one triage and queue its deliveries; False when the lease was lost."""
+        (finished,) = await self.complete_many(owner, [Finished(job, result_json, deliveries)])
+        return finished
 
-        Returns False (and writes nothing) when the lease was lost to another worker.
+    async def complete_many(self, owner: str, batch: Sequence[Finished]) -> list[bool]:
+        """Record triages and queue their deliveries, all in one transaction.
+
+        A job whose lease was lost to another worker is left alone (False): that
+        worker records it instead, and the outbox keys keep its deliveries single.
         """
         now = self.clock()
+        ids = [item.job.id for item in batch]
         async with self.db.write() as conn:
-            done = await conn.execute(
-                update(alert_events)
-                .where(
-                    alert_events.c.id == job.id,
-                    alert_events.c.lease_owner == owner,
-                    alert_events.c.state == "running",
-                )
-                .values(state="done", finished_at=now, result_json=result_json, lease_owner=None)
+            held = set(
+                (
+                    await conn.execute(
+                        select(alert_events.c.id).where(
+                            alert_events.c.id.in_(ids),
+                            alert_events.c.lease_owner == owner,
+                            alert_events.c.state == "running",
+                        )
+                    )
+                ).scalars()
             )
-            if done.rowcount != 1:
-                await conn.rollback()
-                return False
-            if deliveries:
+            mine = [item for item in batch if item.job.id in held]
+            if mine:
                 await conn.execute(
-                    self.db.insert(outbox)
-                    .values([_outbox_row(d, job, now) for d in deliveries])
-                    .on_conflict_do_nothing(index_elements=["key"])
+                    _FINISH,
+                    [{"job_id": i.job.id, "result": i.result_json, "at": now} for i in mine],
                 )
-        return True
+            rows = [_outbox_row(d, item.job, now) for item in mine for d in item.deliveries]
+            if rows:
+                stmt = self.db.insert(outbox).on_conflict_do_nothing(index_elements=["key"])
+                await conn.execute(stmt, rows)
+        return [item.job.id in held for item in batch]
 
     async def retry_later(
         self, job: Job, owner: str, error: str, delay: float, max_attempts: int
@@ -205,27 +169,6 @@ def _job(row) -> Job:
         received_at=row.received_at,
         attempts=row.attempts,
     )
-
-
-def _event_rows(payload: WebhookPayload, now: float) -> list[dict]:
-    rows: dict[str, dict] = {}
-    for alert in payload.alerts:
-        rows.setdefault(
-            alert.state_key,
-            {
-                "state_key": alert.state_key,
-                "fingerprint": alert.fingerprint,
-                "alertname": alert.alertname,
-                "status": alert.status,
-                "alert_json": alert.model_dump_json(),
-                "receiver": payload.receiver,
-                "group_key": payload.groupKey,
-                "external_url": payload.externalURL,
-                "received_at": now,
-                "available_at": now,
-            },
-        )
-    return list(rows.values())
 
 
 def _outbox_row(delivery: Delivery, job: Job, now: float) -> dict:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from router.pipeline import Delivery
 from router.store import leases
@@ -35,6 +36,14 @@ class OutboxItem:
     attempts: int
     created_at: float
     interrupted: bool = False  # a previous attempt's process died mid-call: it may have landed
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What became of one claimed delivery: the column values to record."""
+
+    item: OutboxItem
+    values: dict[str, Any]
 
 
 class Outbox:
@@ -59,27 +68,44 @@ class Outbox:
         return [_item(row, interrupted) for row, interrupted in claimed]
 
     async def done(self, item: OutboxItem, owner: str, response: dict[str, Any] | None) -> None:
-        await self._finish(
-            item,
-            owner,
-            state="done",
-            done_at=self.clock(),
-            response_json=json.dumps(response) if response else None,
-        )
+        await self.settle(owner, [self.delivered(item, response)])
 
     async def retry_at(self, item: OutboxItem, owner: str, when: float, error: str) -> None:
-        await self._finish(item, owner, state="pending", next_attempt_at=when, last_error=error)
+        await self.settle(owner, [self.retry(item, when, error)])
 
     async def give_up(self, item: OutboxItem, owner: str, error: str) -> None:
-        await self._finish(item, owner, state="dead", done_at=self.clock(), last_error=error)
+        await self.settle(owner, [self.dead(item, error)])
 
-    async def _finish(self, item: OutboxItem, owner: str, **values: Any) -> None:
+    def delivered(self, item: OutboxItem, response: dict[str, Any] | None) -> Settled:
+        response_json = json.dumps(response) if response else None
+        return Settled(
+            item, {"state": "done", "done_at": self.clock(), "response_json": response_json}
+        )
+
+    def retry(self, item: OutboxItem, when: float, error: str) -> Settled:
+        return Settled(item, {"state": "pending", "next_attempt_at": when, "last_error": error})
+
+    def dead(self, item: OutboxItem, error: str) -> Settled:
+        return Settled(item, {"state": "dead", "done_at": self.clock(), "last_error": error})
+
+    async def settle(self, owner: str, outcomes: Sequence[Settled]) -> None:
+        """Record what became of claimed deliveries, all in one transaction."""
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for outcome in outcomes:
+            params = {"item_id": outcome.item.id, **outcome.values}
+            by_columns.setdefault(tuple(sorted(outcome.values)), []).append(params)
         async with self.db.write() as conn:
-            await conn.execute(
-                update(outbox)
-                .where(outbox.c.id == item.id, outbox.c.lease_owner == owner)
-                .values(lease_owner=None, lease_until=None, **values)
-            )
+            for columns, params in by_columns.items():
+                stmt = (
+                    update(outbox)
+                    .where(outbox.c.id == bindparam("item_id"), outbox.c.lease_owner == owner)
+                    .values(
+                        lease_owner=None,
+                        lease_until=None,
+                        **{column: bindparam(column) for column in columns},
+                    )
+                )
+                await conn.execute(stmt, params)
 
     async def counts(self) -> dict[str, int]:
         async with self.db.read() as conn:

@@ -199,3 +199,24 @@ async def test_messages_remember_where_an_alert_was_posted(store: Store) -> None
         "permalink": "p",
     }
     assert await store.messages.get("fp1", "pagerduty") == {"incident": "PABC"}
+
+
+async def test_concurrent_distinct_ingests_are_committed_together(store: Store) -> None:
+    payloads = [parse(factories.alert(f"A{i}"), factories.alert(f"B{i}")) for i in range(30)]
+    results = await asyncio.gather(*(store.ingest(*p) for p in payloads))
+    assert [(r.new, r.duplicates) for r in results] == [(2, 0)] * 30
+    assert len({r.payload_id for r in results}) == 30
+    assert await store.queue_depth() == 60
+
+
+async def test_a_failed_group_commit_fails_every_waiting_request(tmp_path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    await store.db.engine.dispose()
+    for leftover in tmp_path.glob("r.db*"):
+        leftover.unlink()  # the database file is gone: the next connection finds no tables
+    results = await asyncio.gather(
+        *(store.ingest(*parse(factories.alert(f"A{i}"))) for i in range(3)),
+        return_exceptions=True,
+    )
+    await store.close()
+    assert all(isinstance(r, StoreUnavailable) for r in results), results
