@@ -1,0 +1,71 @@
+"""``runbook-router serve`` as a real process: embedded defaults, and a clean SIGTERM."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from tests import factories
+from tests.procs import RouterProcess
+
+
+def post(router: RouterProcess, *alerts: dict, token: str | None = None) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.post(
+        f"{router.url}/alertmanager", content=factories.body(*alerts), headers=headers, timeout=5
+    )
+
+
+def wait_for_text(path: Path, text: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = path.read_text()
+        if text in content:
+            return content
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in {path}:\n{path.read_text()[-3000:]}")
+
+
+def test_no_configuration_accepts_a_webhook_and_prints_it(tmp_path: Path) -> None:
+    router = RouterProcess(tmp_path, {}).start()  # no ROUTER_* variable, no config file
+    try:
+        alert = factories.alert(
+            "PodCrashLooping", labels={"namespace": "shop", "pod": "api-7d9c5-x2"}
+        )
+        response = post(router, alert)
+        assert response.status_code == 202
+        assert response.json() == {"status": "accepted", "alerts": 1, "new": 1, "duplicates": 0}
+        output = wait_for_text(router.log_path, "==> [FIRING] PodCrashLooping")
+    finally:
+        assert router.terminate() == 0
+    assert "category: crashloop (by rule pod-crash-looping)" in output
+    assert "crashloop.md#pod-crash-loops" in output
+    assert "UNAUTHENTICATED" in output  # the start-up warning
+    assert (tmp_path / "data" / "router.db").exists()  # SQLite under ./data
+
+
+def test_sigterm_finishes_or_gives_back_work_and_exits_cleanly(tmp_path: Path) -> None:
+    console = tmp_path / "console.txt"
+    env = {"ROUTER_CONSOLE_PATH": str(console), "ROUTER_WEBHOOK_TOKEN": "t0k"}
+    router = RouterProcess(tmp_path, env).start()
+    names = [f"Drain{i}" for i in range(60)]
+    for name in names:
+        assert post(router, factories.alert(name), token="t0k").status_code == 202
+    assert router.terminate() == 0
+    log = router.log_path.read_text()
+    assert "runbook-router stopped" in log
+    router = RouterProcess(tmp_path, env).start()  # whatever was given back is done now
+    try:
+        output = wait_for_text(console, f"==> [FIRING] {names[-1]} ")
+        deadline = time.monotonic() + 20
+        while not all(f"==> [FIRING] {n} " in output for n in names):
+            assert time.monotonic() < deadline, "an acknowledged alert was lost"
+            time.sleep(0.1)
+            output = console.read_text()
+    finally:
+        assert router.terminate() == 0
+    assert all(output.count(f"==> [FIRING] {n} ") == 1 for n in names)
