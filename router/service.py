@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import uvicorn
@@ -14,10 +15,12 @@ import uvicorn
 from router.alerts import WebhookPayload
 from router.classify import EvidenceClassifier, RuleSet, load_rules
 from router.config import Settings
+from router.diagnose import Diagnostics, PlaybookSet, build_providers, load_playbooks
+from router.diagnose.base import Provider
 from router.library import LibraryFinder, RunbookLibrary
 from router.logs import configure_logging
 from router.metrics import Metrics
-from router.pipeline import NoDiagnostics, Pipeline, Sink
+from router.pipeline import Pipeline, Sink
 from router.redact import Redactor, secret_values
 from router.sinks.console import ConsoleSink
 from router.store import StoreUnavailable, open_store
@@ -35,15 +38,18 @@ class Components:
 
     library: RunbookLibrary
     rules: RuleSet
+    playbooks: PlaybookSet
     classifier: EvidenceClassifier
     finder: LibraryFinder
 
 
 def load_components(settings: Settings) -> Components:
-    """Load runbooks and rules; raises :class:`ConfigError` naming the file and line."""
+    """Load runbooks, playbooks and rules; raises :class:`ConfigError` naming the file and line."""
     library = RunbookLibrary.load(settings.runbooks)
-    rules = load_rules(settings.rules)
-    return Components(library, rules, EvidenceClassifier(rules, library), LibraryFinder(library))
+    playbooks = load_playbooks(settings.playbooks)
+    rules = load_rules(settings.rules, playbooks=playbooks.names())
+    classifier = EvidenceClassifier(rules, library)
+    return Components(library, rules, playbooks, classifier, LibraryFinder(library))
 
 
 def check(settings: Settings) -> tuple[list[ConfigError], str]:
@@ -56,6 +62,7 @@ def check(settings: Settings) -> tuple[list[ConfigError], str]:
     summary = (
         f"ok: {len(components.rules.rules)} rules, "
         f"{len(list(components.library.sections()))} runbook sections, "
+        f"{len(components.playbooks.names())} playbooks, "
         f"sinks: {', '.join(s.name for s in build_sinks(settings))}"
     )
     return problems, summary
@@ -72,12 +79,20 @@ def build_sinks(settings: Settings) -> list[Sink]:
     return sinks
 
 
-def build_pipeline(settings: Settings, components: Components, sinks: list[Sink]) -> Pipeline:
+def build_pipeline(
+    settings: Settings,
+    components: Components,
+    sinks: list[Sink],
+    providers: Mapping[str, Provider] | None = None,
+) -> Pipeline:
+    redactor = Redactor(secret_values(settings))
+    diagnoser = Diagnostics(providers or {}, components.playbooks, components.library, redactor)
     return Pipeline(
         classifier=components.classifier,
         runbooks=components.finder,
-        diagnoser=NoDiagnostics(),
+        diagnoser=diagnoser,
         sinks=sinks,
+        deadline_seconds=settings.diagnostics.deadline_seconds,
     )
 
 
@@ -85,20 +100,26 @@ async def triage_payload(
     settings: Settings, payload: WebhookPayload, *, as_json: bool
 ) -> list[str]:
     """The ``triage`` verb: run the stages for each alert and render them, posting nothing."""
-    pipeline = build_pipeline(settings, load_components(settings), [])
+    providers = build_providers(settings, secret_values(settings))
+    pipeline = build_pipeline(settings, load_components(settings), [], providers)
     console = ConsoleSink(settings.templates, format="json" if as_json else "text")
-    lines = []
-    for alert in payload.alerts:
-        result = await pipeline.triage(
-            TriageResult(
-                alert=alert,
-                external_url=payload.externalURL,
-                receiver=payload.receiver,
-                group_key=payload.groupKey,
+    try:
+        results = await asyncio.gather(
+            *(
+                pipeline.triage(
+                    TriageResult(
+                        alert=alert,
+                        external_url=payload.externalURL,
+                        receiver=payload.receiver,
+                        group_key=payload.groupKey,
+                    )
+                )
+                for alert in payload.alerts
             )
         )
-        lines.append(console.render_text(result))
-    return lines
+    finally:
+        await asyncio.gather(*(p.close() for p in providers.values()))
+    return [console.render_text(result) for result in results]
 
 
 async def serve(settings: Settings, *, host: str, port: int) -> None:
@@ -112,7 +133,8 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     except StoreUnavailable as exc:
         raise ConfigError("database", None, f"cannot open the state store: {exc}") from None
     metrics = Metrics()
-    pipeline = build_pipeline(settings, components, build_sinks(settings))
+    providers = build_providers(settings, secret_values(settings))
+    pipeline = build_pipeline(settings, components, build_sinks(settings), providers)
     workers = Workers(store, pipeline, metrics, _worker_options(settings))
     app = create_app(
         settings,
@@ -137,6 +159,7 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     finally:
         app.state.accepting = False
         await workers.stop()
+        await asyncio.gather(*(p.close() for p in providers.values()))
         await store.close()
         log.info("runbook-router stopped")
 
