@@ -83,7 +83,12 @@ class Diagnostics:
         if skipped:
             notes.append(_note("Skipped checks: the alert lacks the labels they need", skipped))
         if missing:
-            notes.append(_note("Not checked (not configured)", sorted(missing)))
+            notes.append(
+                Finding(
+                    title=f"Not checked (not configured): {', '.join(sorted(missing))}",
+                    source="router",
+                )
+            )
         return checks, notes
 
     async def _run(self, check: Check, context: AlertContext) -> CheckOutcome:
