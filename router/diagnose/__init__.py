@@ -19,6 +19,7 @@ __all__ = ["KNOWN_KINDS", "Diagnostics", "PlaybookSet", "build_providers", "load
 def build_providers(settings: Settings, secrets: Iterable[str] = ()) -> dict[str, Provider]:
     """The providers whose configuration is present; the others are reported as not configured."""
     from router.diagnose.http_probe import HttpProbeProvider
+    from router.diagnose.kubernetes import KubernetesProvider
     from router.diagnose.postgres import PostgresProvider
     from router.diagnose.prometheus import PrometheusProvider
 
@@ -29,6 +30,9 @@ def build_providers(settings: Settings, secrets: Iterable[str] = ()) -> dict[str
         providers["prometheus"] = PrometheusProvider(settings.prometheus, secrets)
     if diagnostics.postgres.targets:
         providers["postgres"] = PostgresProvider(diagnostics.postgres, secrets)
+    kubernetes = KubernetesProvider.from_settings(diagnostics.kubernetes, secrets)
+    if kubernetes is not None:
+        providers["kubernetes"] = kubernetes
     if diagnostics.http.probes:
         providers["http"] = HttpProbeProvider(diagnostics.http, secrets)
     return providers
