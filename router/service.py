@@ -15,8 +15,9 @@ import uvicorn
 from router.alerts import WebhookPayload
 from router.classify import EvidenceClassifier, RuleSet, load_rules
 from router.config import Settings
-from router.diagnose import Diagnostics, PlaybookSet, build_providers, load_playbooks
+from router.diagnose import PlaybookSet, build_diagnostics, build_providers, load_playbooks
 from router.diagnose.base import Provider
+from router.diagnose.engine import with_builtins
 from router.library import LibraryFinder, RunbookLibrary
 from router.logs import configure_logging
 from router.metrics import Metrics
@@ -46,7 +47,7 @@ class Components:
 def load_components(settings: Settings) -> Components:
     """Load runbooks, playbooks and rules; raises :class:`ConfigError` naming the file and line."""
     library = RunbookLibrary.load(settings.runbooks)
-    playbooks = load_playbooks(settings.playbooks)
+    playbooks = load_playbooks(with_builtins(settings.playbooks))
     rules = load_rules(settings.rules, playbooks=playbooks.names())
     classifier = EvidenceClassifier(rules, library)
     return Components(library, rules, playbooks, classifier, LibraryFinder(library))
@@ -85,12 +86,10 @@ def build_pipeline(
     sinks: list[Sink],
     providers: Mapping[str, Provider] | None = None,
 ) -> Pipeline:
-    redactor = Redactor(secret_values(settings))
-    diagnoser = Diagnostics(providers or {}, components.playbooks, components.library, redactor)
     return Pipeline(
         classifier=components.classifier,
         runbooks=components.finder,
-        diagnoser=diagnoser,
+        diagnoser=build_diagnostics(settings, components.library, providers or {}),
         sinks=sinks,
         deadline_seconds=settings.diagnostics.deadline_seconds,
     )

@@ -1,7 +1,8 @@
 """Live diagnostics: providers (one module each), playbooks, and the engine that runs them.
 
 ``build_providers(settings)`` makes the providers that are configured;
-``Diagnostics`` (``router.diagnose.engine``) is the pipeline's diagnose stage.
+``Diagnostics`` (``router.diagnose.engine``) is the pipeline's diagnose stage, and
+``build_diagnostics(settings, library, providers)`` makes it from the settings.
 """
 
 from __future__ import annotations
@@ -10,10 +11,17 @@ from collections.abc import Iterable
 
 from router.config import Settings
 from router.diagnose.base import Provider
-from router.diagnose.engine import Diagnostics
+from router.diagnose.engine import Diagnostics, build_diagnostics
 from router.diagnose.playbooks import KNOWN_KINDS, PlaybookSet, load_playbooks
 
-__all__ = ["KNOWN_KINDS", "Diagnostics", "PlaybookSet", "build_providers", "load_playbooks"]
+__all__ = [
+    "KNOWN_KINDS",
+    "Diagnostics",
+    "PlaybookSet",
+    "build_diagnostics",
+    "build_providers",
+    "load_playbooks",
+]
 
 
 def build_providers(settings: Settings, secrets: Iterable[str] = ()) -> dict[str, Provider]:

@@ -2,193 +2,179 @@
 
 Every check gets ``min(its timeout, time left before the alert's deadline)``. A
 provider that is down, slow or unauthorised becomes a finding that says so; a
-hung one is cancelled at the deadline while the other findings still arrive.
+hung one is abandoned at the deadline while the other findings still arrive.
 Then the playbook's verdict rules read the facts and add verdicts that point at
-the runbook sub-section that applies.
+the runbook sub-section that applies. Everything that leaves is redacted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from router.diagnose import templating
+from router.config import BUILTIN_PLAYBOOKS, Settings
 from router.diagnose.base import AlertContext, Check, CheckOutcome, Provider, ProviderError
-from router.diagnose.playbooks import PlannedCheck, Playbook, PlaybookSet, VerdictRule
-from router.redact import Redactor
-from router.triage import Evidence, Finding, RunbookLink, TriageResult, Verdict
+from router.diagnose.planning import plan, provider_name, template_variables
+from router.diagnose.playbooks import KNOWN_KINDS, Playbook, PlaybookSet, load_playbooks
+from router.diagnose.verdicts import RunbookPointers, evaluate_verdicts
+from router.library import RunbookLibrary
+from router.redact import Redactor, secret_values
+from router.triage import Evidence, Finding, TriageResult
 
 log = logging.getLogger("router.diagnose")
 
 FALLBACK_PLAYBOOK = "generic"
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2, "ok": 3}
-PROVIDER_NAMES = {
-    "prometheus": "Prometheus",
-    "kubernetes": "Kubernetes API",
-    "postgres": "PostgreSQL",
-    "http": "HTTP probe",
-}
 
 
-@dataclass
 class Diagnostics:
     """The pipeline's diagnose stage (``router.pipeline.Diagnoser``)."""
 
-    providers: Mapping[str, Provider]
-    playbooks: PlaybookSet
-    library: Any | None = None  # router.library.RunbookLibrary, to resolve verdict pointers
-    redactor: Redactor | None = None
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        playbooks: PlaybookSet,
+        library: RunbookLibrary | None = None,
+        redactor: Redactor | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.providers = dict(providers)
+        self.playbooks = playbooks
+        self.library = library
+        self.redactor = redactor or Redactor()
+        self.clock = clock  # the same clock as ``deadline`` (time.monotonic)
+        self.wall_clock = wall_clock
 
     async def diagnose(self, result: TriageResult, deadline: float) -> list[Finding]:
-        playbook = self.playbooks.get(result.classification.playbook) or self.playbooks.get(
-            FALLBACK_PLAYBOOK
-        )
+        """Findings for one alert: verdicts first (most severe first), then the evidence."""
+        playbook = self._playbook(result)
         if playbook is None:
             return []
-        context = AlertContext(result.alert, result.classification, datetime.now(UTC), deadline)
-        variables = _template_variables(result, context.now)
-        runnable, notes = self._plan(playbook, variables)
-        outcomes = await asyncio.gather(*(self._run(check, context) for check in runnable))
-        facts = {check.id: outcome.facts for check, outcome in zip(runnable, outcomes, strict=True)}
-        verdicts = self._verdicts(playbook, {**variables, **facts}, result)
-        findings = [*verdicts, *(f for outcome in outcomes for f in outcome.findings), *notes]
-        return [self._redacted(f) for f in _ordered(findings)]
+        now = self.wall_clock()
+        variables = template_variables(playbook, result, now)
+        planned = plan(playbook, variables, self.providers)
+        context = AlertContext(result.alert, result.classification, now, deadline)
+        outcomes = await self._run_all(planned.checks, context)
+        facts = {
+            check.id: outcome.facts for check, outcome in zip(planned.checks, outcomes, strict=True)
+        }
+        pointers = RunbookPointers(self.library, result.runbook, result.classification.category)
+        verdicts = evaluate_verdicts(playbook.verdicts, {**variables, **facts}, pointers)
+        evidence = _merge_alike([f for outcome in outcomes for f in outcome.findings])
+        findings = [*_ordered(verdicts), *_ordered([*evidence, *planned.notes()])]
+        return [self._redacted(f) for f in findings]
 
-    def _plan(
-        self, playbook: Playbook, variables: dict[str, Any]
-    ) -> tuple[list[Check], list[Finding]]:
-        checks, skipped, missing = [], [], set()
-        for planned in playbook.checks:
-            spec = planned.spec
-            if spec.provider not in self.providers:
-                missing.add(PROVIDER_NAMES.get(spec.provider, spec.provider))
-                continue
-            try:
-                params = _render(planned, variables)
-            except templating.TemplateError as exc:
-                skipped.append(f"{spec.provider}/{spec.kind} ({spec.id}): {exc}")
-                continue
-            absent = [name for name in spec.requires if params.get(name) in ("", None, [])]
-            if absent:
-                skipped.append(f"{spec.provider}/{spec.kind} ({spec.id}): no {', '.join(absent)}")
-                continue
-            checks.append(
-                Check(spec.id, spec.provider, spec.kind, spec.title, params, spec.timeout)
-            )
-        notes = []
-        if skipped:
-            notes.append(_note("Skipped checks: the alert lacks the labels they need", skipped))
-        if missing:
-            notes.append(
-                Finding(
-                    title=f"Not checked (not configured): {', '.join(sorted(missing))}",
-                    source="router",
-                )
-            )
-        return checks, notes
+    def _playbook(self, result: TriageResult) -> Playbook | None:
+        wanted = result.classification.playbook or result.classification.category
+        return self.playbooks.get(wanted) or self.playbooks.get(FALLBACK_PLAYBOOK)
 
-    async def _run(self, check: Check, context: AlertContext) -> CheckOutcome:
+    async def _run_all(self, checks: Sequence[Check], context: AlertContext) -> list[CheckOutcome]:
+        """Run every check at once; whatever has not answered by the deadline is abandoned."""
+        if not checks:
+            return []
+        budgets = [self._budget(check, context.deadline) for check in checks]
+        tasks = [
+            asyncio.ensure_future(self._run(check, context, budget))
+            for check, budget in zip(checks, budgets, strict=True)
+        ]
+        _, pending = await asyncio.wait(tasks, timeout=self._left(context.deadline))
+        for task in pending:  # a provider that is slow to cancel is not waited for
+            task.cancel()
+            task.add_done_callback(_discard)
+        return [
+            _timed_out(check, budget) if task in pending else task.result()
+            for check, budget, task in zip(checks, budgets, tasks, strict=True)
+        ]
+
+    async def _run(self, check: Check, context: AlertContext, budget: float) -> CheckOutcome:
         provider = self.providers[check.provider]
-        name = PROVIDER_NAMES.get(check.provider, check.provider)
-        budget = min(check.timeout or float("inf"), context.remaining())
         try:
-            return await asyncio.wait_for(provider.run(check, context), timeout=budget)
+            outcome = await asyncio.wait_for(provider.run(check, context), timeout=budget)
         except TimeoutError:
-            return _failure(check, f"{name}: timed out after {budget:.3g} s", "warning")
+            return _timed_out(check, budget)
         except ProviderError as exc:
-            return _failure(check, str(exc), "warning")
+            return _failed(check, str(exc) or f"{provider_name(check.provider)}: failed")
         except Exception as exc:
-            log.exception("%s/%s crashed", check.provider, check.kind)
-            return _failure(
-                check, f"{check.provider}/{check.kind} crashed: {type(exc).__name__}", "warning"
-            )
+            log.exception("check %s (%s/%s) crashed", check.id, check.provider, check.kind)
+            return _failed(check, f"{check.provider}/{check.kind} crashed: {type(exc).__name__}")
+        return outcome if isinstance(outcome, CheckOutcome) else CheckOutcome()
 
-    def _verdicts(
-        self, playbook: Playbook, variables: dict[str, Any], result: TriageResult
-    ) -> list[Finding]:
-        findings = []
-        for rule in playbook.verdicts:
-            try:
-                if not templating.evaluate(rule.condition, variables):
-                    continue
-                summary = templating.render(rule.say, variables)
-            except templating.TemplateError as exc:
-                findings.append(
-                    Finding(title=f"verdict rule {rule.spec.id} failed: {exc}", source="router")
-                )
-                continue
-            verdict = Verdict(
-                summary=summary, rule=rule.spec.id, runbook=self._pointer(rule, result)
-            )
-            findings.append(
-                Finding(
-                    title=summary, source="verdict", severity=rule.spec.severity, verdict=verdict
-                )
-            )
-        return findings
+    def _budget(self, check: Check, deadline: float) -> float:
+        return min(check.timeout or math.inf, self._left(deadline))
 
-    def _pointer(self, rule: VerdictRule, result: TriageResult) -> RunbookLink | None:
-        """The runbook sub-section a verdict points at: heading words, or a library ref."""
-        pointer, library = rule.spec.runbook, self.library
-        if pointer is None or library is None:
-            return None
-        if isinstance(pointer, str):
-            section = library.get(pointer)
-        else:
-            anchor = result.runbook.link if result.runbook else None
-            base = library.get(f"{anchor.path}#{anchor.anchor}") if anchor and anchor.path else None
-            section = library.find_subsection(base, pointer) if base else None
-        return section.link() if section else None
+    def _left(self, deadline: float) -> float:
+        return max(0.0, deadline - self.clock())
 
     def _redacted(self, finding: Finding) -> Finding:
-        if self.redactor is None:
-            return finding
         return Finding.model_validate(self.redactor.value(finding.model_dump(mode="json")))
 
 
-def _template_variables(result: TriageResult, now: datetime) -> dict[str, Any]:
-    alert = result.alert
-    return {
-        "labels": dict(alert.labels),
-        "annotations": dict(alert.annotations),
-        "alert": {
-            "alertname": alert.alertname,
-            "status": alert.status,
-            "fingerprint": alert.fingerprint,
-            "starts_at": alert.startsAt.isoformat(),
-        },
-        "category": result.classification.category,
-        "now": now.isoformat(),
-    }
+def build_diagnostics(
+    settings: Settings, library: RunbookLibrary | None, providers: Mapping[str, Provider]
+) -> Diagnostics:
+    """The engine for these settings: built-in playbooks, then ``settings.playbooks`` over them."""
+    known = {name: KNOWN_KINDS[name] for name in KNOWN_KINDS}
+    for name, provider in providers.items():
+        known[name] = known.get(name, frozenset()) | frozenset(provider.kinds)
+    playbooks = load_playbooks(with_builtins(settings.playbooks), known)
+    return Diagnostics(providers, playbooks, library, Redactor(secret_values(settings)))
 
 
-def _render(planned: PlannedCheck, variables: dict[str, Any]) -> dict[str, Any]:
-    def render(value: Any) -> Any:
-        if isinstance(value, list):
-            return [render(v) for v in value]
-        if isinstance(value, dict):
-            return {k: render(v) for k, v in value.items()}
-        if hasattr(value, "render"):
-            return templating.render(value, variables)
-        return value
-
-    return {key: render(value) for key, value in planned.params.items()}
+def with_builtins(paths: Iterable[Path]) -> list[Path]:
+    """The built-in playbooks first, then the configured ones (which override by name)."""
+    builtin = BUILTIN_PLAYBOOKS.resolve()
+    rest = [Path(p) for p in paths if Path(p).resolve() != builtin]
+    return [BUILTIN_PLAYBOOKS, *rest]
 
 
-def _failure(check: Check, message: str, severity: str) -> CheckOutcome:
-    return CheckOutcome(findings=[Finding(title=message, source=check.provider, severity=severity)])
+def _timed_out(check: Check, budget: float) -> CheckOutcome:
+    title = f"{provider_name(check.provider)}: timed out after {_seconds(budget)} s"
+    return _failed(check, title)
 
 
-def _note(title: str, lines: list[str]) -> Finding:
-    return Finding(
-        title=title, source="router", evidence=[Evidence(kind="text", text="\n".join(lines))]
+def _failed(check: Check, title: str) -> CheckOutcome:
+    """A provider that could not answer: a warning naming the check it was running."""
+    what = Evidence(
+        kind="text", label="check", text=f"{check.title} ({check.provider}/{check.kind})"
+    )
+    return CheckOutcome(
+        [Finding(title=title, source=check.provider, severity="warning", evidence=[what])]
     )
 
 
+def _merge_alike(findings: list[Finding]) -> list[Finding]:
+    """One finding for the same failure of several checks ("Kubernetes API: 401 Unauthorized")."""
+    merged: dict[tuple[str, str, str], Finding] = {}
+    out: list[Finding] = []
+    for finding in findings:
+        key = (finding.title, finding.source, finding.severity)
+        first = merged.get(key)
+        if first is None or finding.verdict or first.verdict:
+            merged.setdefault(key, finding)
+            out.append(finding)
+            continue
+        first.evidence = [*first.evidence, *finding.evidence]
+    return out
+
+
 def _ordered(findings: list[Finding]) -> list[Finding]:
-    """Verdicts first, then by severity; stable within each group."""
-    return sorted(findings, key=lambda f: (f.verdict is None, _SEVERITY_ORDER.get(f.severity, 9)))
+    """Most severe first; stable within a severity."""
+    return sorted(findings, key=lambda f: _SEVERITY_ORDER.get(f.severity, 9))
+
+
+def _seconds(value: float) -> str:
+    """``3.0`` → ``3``, ``0.4999`` → ``0.5``."""
+    return f"{value:.1f}".removesuffix(".0")
+
+
+def _discard(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("an abandoned check failed late: %r", task.exception())

@@ -1,7 +1,8 @@
 """Playbooks: which checks to run for a category, and the verdict rules over their facts.
 
-One YAML file per playbook (``playbooks/*.yaml``; the ``playbooks:`` setting adds
-folders whose files override same-named built-in ones)::
+One YAML file per playbook (the built-in ones are in ``playbooks/``; the
+``playbooks:`` setting adds files or folders, later ones overriding same-named
+playbooks)::
 
     name: crashloop
     checks:
@@ -16,7 +17,13 @@ folders whose files override same-named built-in ones)::
         when: "pods.oom_killed"      # a sandboxed Jinja2 expression over the facts
         severity: critical
         say: "{{ pods.oom_killed | join(', ') }} ran out of memory"
-        runbook: [oomkilled]         # heading words of the sub-section, or a "path#anchor"
+        runbook: [oomkilled]         # heading words of the sub-section, or "path#anchor"
+
+Templates read ``labels``, ``annotations``, ``alert`` (alertname, status,
+fingerprint, starts_at), ``category``, ``now`` and ``vars``: the playbook's own
+``vars:`` mapping, rendered first (``pool_size: "{{ annotations.pool_size or 20 }}"``).
+A check's parameters are rendered in order; a later one may read an earlier one
+as ``params.<name>``.
 """
 
 from __future__ import annotations
@@ -26,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from jinja2.environment import Template
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.diagnose import templating
-from router.yamlfile import ConfigError, Locator, load_yaml
+from router.yamlfile import ConfigError, Locator, format_loc, load_yaml
 
 # The check kinds each provider runs; playbooks are validated against this table.
 KNOWN_KINDS: dict[str, frozenset[str]] = {
@@ -38,7 +46,12 @@ KNOWN_KINDS: dict[str, frozenset[str]] = {
     "kubernetes": frozenset({"pods", "events", "logs", "rollout", "hpa"}),
     "postgres": frozenset({"connections", "long_queries", "locks", "ping"}),
 }
-TEMPLATE_VARIABLES = frozenset({"labels", "annotations", "alert", "category", "now"})
+# What templates may read besides check facts (see ``engine.template_variables``).
+TEMPLATE_VARIABLES = frozenset({"labels", "annotations", "alert", "category", "now", "vars"})
+_JINJA_GLOBALS = frozenset(
+    {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "true", "false", "none"}
+)
+_ID = r"^[a-z_][a-z0-9_]*$"
 
 
 class _Spec(BaseModel):
@@ -46,7 +59,7 @@ class _Spec(BaseModel):
 
 
 class CheckSpec(_Spec):
-    id: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
+    id: str = Field(pattern=_ID)
     provider: str
     kind: str
     title: str = ""
@@ -56,37 +69,43 @@ class CheckSpec(_Spec):
 
 
 class VerdictSpec(_Spec):
-    id: str
-    when: str
-    say: str
-    severity: Literal["critical", "warning", "info"] = "warning"
+    id: str = Field(min_length=1)
+    when: str = Field(min_length=1)
+    say: str = Field(min_length=1)
+    severity: Literal["critical", "warning", "info", "ok"] = "warning"
     runbook: list[str] | str | None = None
 
 
 class PlaybookSpec(_Spec):
-    name: str
+    name: str = Field(min_length=1)
     description: str = ""
+    vars: dict[str, Any] = Field(default_factory=dict)
     checks: list[CheckSpec] = Field(default_factory=list)
     verdicts: list[VerdictSpec] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class PlannedCheck:
+    """A check with its parameter templates compiled, rendered per alert."""
+
     spec: CheckSpec
-    params: dict[str, Any]  # templates compiled, rendered per alert
+    params: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class VerdictRule:
+    """A verdict rule with its condition and text compiled."""
+
     spec: VerdictSpec
     condition: Any
-    say: Any
+    say: Template
 
 
 @dataclass(frozen=True)
 class Playbook:
     name: str
     description: str
+    vars: dict[str, Any]  # compiled, rendered per alert before the checks
     checks: tuple[PlannedCheck, ...]
     verdicts: tuple[VerdictRule, ...]
     source: Path
@@ -94,6 +113,8 @@ class Playbook:
 
 @dataclass(frozen=True)
 class PlaybookSet:
+    """The loaded playbooks by name."""
+
     playbooks: Mapping[str, Playbook]
 
     def names(self) -> list[str]:
@@ -104,19 +125,22 @@ class PlaybookSet:
 
 
 def load_playbooks(
-    paths: Iterable[Path], known_kinds: Mapping[str, frozenset[str]] = KNOWN_KINDS
+    paths: Iterable[Path], known_providers: Mapping[str, frozenset[str]] = KNOWN_KINDS
 ) -> PlaybookSet:
-    """Load every playbook file; a later file overrides an earlier one of the same name."""
+    """Load every playbook file; a later file overrides an earlier one of the same name.
+
+    Raises :class:`ConfigError` naming the file and line of the first problem.
+    """
     found: dict[str, Playbook] = {}
     for path in _playbook_files(paths):
-        playbook = _load_one(path, known_kinds)
+        playbook = _load_one(path, known_providers)
         found[playbook.name] = playbook
     return PlaybookSet(found)
 
 
 def _playbook_files(paths: Iterable[Path]) -> list[Path]:
     files: list[Path] = []
-    for path in paths:
+    for path in map(Path, paths):
         if path.is_dir():
             files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
         elif path.is_file():
@@ -126,67 +150,84 @@ def _playbook_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _load_one(path: Path, known_kinds: Mapping[str, frozenset[str]]) -> Playbook:
+def _load_one(path: Path, known_providers: Mapping[str, frozenset[str]]) -> Playbook:
     data, locator = load_yaml(path)
     try:
         spec = PlaybookSpec.model_validate(data)
     except ValidationError as exc:
         raise locator.validation_error(exc) from None
-    checks = tuple(_plan_check(spec, i, locator, known_kinds) for i in range(len(spec.checks)))
-    check_ids = {c.spec.id for c in checks}
-    verdicts = tuple(_verdict(v, i, locator, check_ids) for i, v in enumerate(spec.verdicts))
-    return Playbook(spec.name, spec.description, checks, verdicts, path)
+    variables = {k: _compile_param(v, locator, ("vars", k)) for k, v in spec.vars.items()}
+    checks = tuple(_check(spec, i, locator, known_providers) for i in range(len(spec.checks)))
+    ids = {c.spec.id for c in checks}
+    verdicts = tuple(_verdict(spec, i, locator, ids) for i in range(len(spec.verdicts)))
+    return Playbook(spec.name, spec.description, variables, checks, verdicts, path)
 
 
-def _plan_check(
-    spec: PlaybookSpec, index: int, locator: Locator, known_kinds: Mapping[str, frozenset[str]]
+def _check(
+    spec: PlaybookSpec, index: int, locator: Locator, known: Mapping[str, frozenset[str]]
 ) -> PlannedCheck:
-    check = spec.checks[index]
-    at = ("checks", index)
-    if check.provider not in known_kinds:
-        known = ", ".join(sorted(known_kinds))
-        raise locator.error((*at, "provider"), f"unknown provider {check.provider!r} ({known})")
-    if check.kind not in known_kinds[check.provider]:
-        kinds = ", ".join(sorted(known_kinds[check.provider]))
+    check, at = spec.checks[index], ("checks", index)
+    if check.provider not in known:
+        names = ", ".join(sorted(known))
+        raise locator.error((*at, "provider"), f"unknown provider {check.provider!r} ({names})")
+    if check.kind not in known[check.provider]:
+        kinds = ", ".join(sorted(known[check.provider]))
         raise locator.error(
             (*at, "kind"), f"{check.provider} has no check {check.kind!r} ({kinds})"
         )
+    if check.id in TEMPLATE_VARIABLES:
+        raise locator.error((*at, "id"), f"check id {check.id!r} is reserved for templates")
     if any(other.id == check.id for other in spec.checks[:index]):
         raise locator.error((*at, "id"), f"duplicate check id {check.id!r}")
-    try:
-        params = {key: _compile_value(value) for key, value in check.params.items()}
-    except templating.TemplateError as exc:
-        raise locator.error((*at, "params"), str(exc)) from None
+    for name in check.requires:
+        if name not in check.params:
+            raise locator.error((*at, "requires"), f"requires {name!r}, which is not a param")
+    params = {}
+    for key, value in check.params.items():
+        params[key] = _compile_param(value, locator, (*at, "params", key))
     return PlannedCheck(check, params)
 
 
-def _compile_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return templating.compile_template(value)
+def _compile_param(value: Any, locator: Locator, loc: tuple[str | int, ...]) -> Any:
     if isinstance(value, list):
-        return [_compile_value(v) for v in value]
+        return [_compile_param(v, locator, (*loc, i)) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: _compile_value(v) for k, v in value.items()}
-    return value
+        return {k: _compile_param(v, locator, (*loc, k)) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
+    template = _compiled(templating.compile_template, value, locator, loc)
+    _known_names(templating.names_in(value), TEMPLATE_VARIABLES | {"params"}, locator, loc)
+    return template
 
 
-def _verdict(spec: VerdictSpec, index: int, locator: Locator, check_ids: set[str]) -> VerdictRule:
-    at = ("verdicts", index)
-    try:
-        condition = templating.compile_condition(spec.when)
-        say = templating.compile_template(spec.say)
-    except templating.TemplateError as exc:
-        raise locator.error(at, f"verdict {spec.id!r}: {exc}") from None
+def _verdict(spec: PlaybookSpec, index: int, locator: Locator, check_ids: set[str]) -> VerdictRule:
+    rule, at = spec.verdicts[index], ("verdicts", index)
+    if any(other.id == rule.id for other in spec.verdicts[:index]):
+        raise locator.error((*at, "id"), f"duplicate verdict id {rule.id!r}")
+    condition = _compiled(templating.compile_condition, rule.when, locator, (*at, "when"))
+    say = _compiled(templating.compile_template, rule.say, locator, (*at, "say"))
     known = check_ids | TEMPLATE_VARIABLES
-    used = templating.names_in(spec.when, expression=True) | templating.names_in(spec.say)
+    _known_names(templating.names_in(rule.when, expression=True), known, locator, (*at, "when"))
+    _known_names(templating.names_in(rule.say), known, locator, (*at, "say"))
+    return VerdictRule(rule, condition, say)
+
+
+def _compiled(compiler: Any, source: str, locator: Locator, loc: tuple[str | int, ...]) -> Any:
+    try:
+        return compiler(source)
+    except templating.TemplateError as exc:
+        raise locator.error(loc, f"{_where(loc)}: {exc}") from None
+
+
+def _known_names(
+    used: set[str], known: frozenset[str] | set[str], locator: Locator, loc: tuple[str | int, ...]
+) -> None:
     unknown = sorted(used - known - _JINJA_GLOBALS)
     if unknown:
         raise locator.error(
-            (*at, "when"), f"verdict {spec.id!r} reads unknown check id(s): {', '.join(unknown)}"
+            loc, f"{_where(loc)} reads unknown check id(s) or variable(s): {', '.join(unknown)}"
         )
-    return VerdictRule(spec, condition, say)
 
 
-_JINJA_GLOBALS = frozenset(
-    {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "true", "false", "none"}
-)
+def _where(loc: tuple[str | int, ...]) -> str:
+    return format_loc(loc)

@@ -1,242 +1,253 @@
-"""PostgreSQL: who holds the connections, what waits on what. Read-only, always.
+"""PostgreSQL: who holds the connections, what runs long, what waits on what. Read-only, always.
 
-The target is the first ``diagnostics.postgres.targets`` entry whose matchers match
-the alert's labels (or the check's ``target`` param). Every session is opened
-read-only with a statement timeout, and the router's own session is left out of
-every count. Check kinds and their facts:
+The target is the check's ``target`` param, else the first
+``diagnostics.postgres.targets`` entry whose matchers match the alert's labels.
+Each check opens one short-lived session, read-only with a statement timeout,
+and every count leaves out the router's own sessions. Every check publishes
+``target``; the kinds and their other facts:
 
 - ``connections``: ``used``, ``max_connections``, ``reserved``, ``available``,
   ``used_ratio``, ``by_state``, ``by_application``, ``top_application``,
   ``top_application_share``, ``idle_in_transaction``,
   ``idle_in_transaction_oldest_seconds``, ``databases``.
-- ``long_queries`` (``min_seconds`` = 30, ``limit`` = 5): ``count``, ``longest_seconds``, ``queries``.
+- ``long_queries`` (``min_seconds`` = 30, ``limit`` = 5): ``count``,
+  ``longest_seconds``, ``queries``.
 - ``locks``: ``blocked``, ``chains``, ``root_blockers``.
-- ``ping``: ``reachable``, ``latency_ms``, ``server_version``, ``error``.
+- ``ping``: ``reachable``, ``latency_ms``, ``connect_ms``, ``server_version``,
+  ``error`` (an unreachable server is a fact here, not an error).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
+import os
 import re
+import socket
+import ssl
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import asyncpg
 
-from router.classify.matchers import matches_all, parse_matchers
+from router.classify.matchers import Matcher, matches_all, parse_matchers
 from router.config import PostgresSettings, PostgresTarget
-from router.diagnose import pg_queries as q
 from router.diagnose.base import AlertContext, Check, CheckOutcome, ProviderError
-from router.redact import Redactor
+from router.diagnose.pg_queries import LOCKS_SQL, LONG_QUERIES_SQL, SESSIONS_SQL, SETTINGS_SQL
+from router.redact import Redactor, secret_values
 from router.triage import Evidence, Finding
 
 APPLICATION = "runbook-router-diagnostics"
 QUERY_CHARS = 300
+MAX_ROWS = 10
+
+_SECRET_AFTER_WORD = re.compile(
+    r"(?i)(\b(?:password|passwd|pwd|secret|token|api_?key|access_?key|private_?key|credentials?)"
+    r"\b[^';]{0,20}?)'(?:[^']|'')*'"
+)
+_TOKEN_LITERAL = re.compile(
+    r"'(?![0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}')"  # a UUID is an id, not a key
+    r"(?=[^'\s]*\d)(?=[^'\s]*[A-Za-z])[A-Za-z0-9_+/=.:-]{20,}'"
+)
 
 
 class PostgresProvider:
+    """Connections, long queries, lock chains and reachability of the configured databases."""
+
     name = "postgres"
     kinds = frozenset({"connections", "long_queries", "locks", "ping"})
 
     def __init__(self, settings: PostgresSettings, secrets: Iterable[str] = ()) -> None:
         self.settings = settings
-        self.redact = Redactor(secrets)
-        self.targets = [
+        self.redact = Redactor([*secrets, *secret_values(settings)])
+        self.targets: list[tuple[PostgresTarget, list[Matcher]]] = [
             (target, [m for text in target.matchers for m in parse_matchers(text)])
             for target in settings.targets
         ]
-        for target in settings.targets:
-            self.redact.add(target.dsn)
 
     async def run(self, check: Check, context: AlertContext) -> CheckOutcome:
-        target = self._target(check, context)
+        target = self.target_for(check, context)
+        runner = getattr(self, f"_{check.kind}", None) if check.kind in self.kinds else None
+        if runner is None:
+            raise ProviderError(f"PostgreSQL: unknown check kind {check.kind!r}")
         if check.kind == "ping":
-            return await self._ping(target, context)
-        connection = await self._connect(target, context)
+            return await self._ping(target, check, context)
+        budget = self._budget(check, context)
         try:
-            return await getattr(self, f"_{check.kind}")(connection, target, check)
-        except (asyncpg.PostgresError, OSError) as exc:
-            raise ProviderError(self._describe(target, exc)) from None
-        finally:
-            await connection.close()
+            async with asyncio.timeout(budget), self.session(target, budget) as connection:
+                outcome: CheckOutcome = await runner(connection, target, check)
+        except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise ProviderError(f"PostgreSQL {target.name}: {self._reason(exc, budget)}") from None
+        outcome.facts = {"target": target.name, **outcome.facts}
+        return outcome
 
     async def close(self) -> None:
-        pass  # connections are per check
+        """Nothing to release: every check opens and closes its own session."""
 
-    def _target(self, check: Check, context: AlertContext) -> PostgresTarget:
+    def target_for(self, check: Check, context: AlertContext) -> PostgresTarget:
+        """The ``target`` param's target, else the first whose matchers match the alert."""
         wanted = check.params.get("target")
+        if wanted:
+            for target, _ in self.targets:
+                if target.name == wanted:
+                    return target
+            raise ProviderError(f"PostgreSQL: no target named {wanted!r} is configured")
         for target, matchers in self.targets:
-            if (wanted and target.name == wanted) or (
-                not wanted and matches_all(matchers, context.labels)
-            ):
+            if matches_all(matchers, context.labels):
                 return target
-        raise ProviderError("PostgreSQL: no target matches this alert")
+        raise ProviderError("no PostgreSQL target matches this alert")
 
-    async def _connect(self, target: PostgresTarget, context: AlertContext) -> asyncpg.Connection:
-        timeout = max(0.05, min(self.settings.timeout_seconds, context.remaining()))
+    @contextlib.asynccontextmanager
+    async def session(
+        self, target: PostgresTarget, timeout: float
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A read-only session on ``target`` with the statement timeout; closed on exit."""
+        timeout_ms = str(self.settings.statement_timeout_ms)
+        connection = await asyncpg.connect(
+            _plain_dsn(target.dsn.get_secret_value()),
+            timeout=timeout,
+            server_settings={
+                "application_name": APPLICATION,
+                "default_transaction_read_only": "on",
+                "statement_timeout": timeout_ms,
+                "lock_timeout": timeout_ms,
+            },
+        )
         try:
-            return await asyncpg.connect(
-                target.dsn.get_secret_value(),
-                timeout=timeout,
-                server_settings={
-                    "application_name": APPLICATION,
-                    "default_transaction_read_only": "on",
-                    "statement_timeout": str(self.settings.statement_timeout_ms),
-                },
-            )
-        except TimeoutError:
-            raise ProviderError(
-                f"PostgreSQL {target.name}: timed out after {timeout:.3g} s"
-            ) from None
-        except (asyncpg.PostgresError, OSError) as exc:
-            raise ProviderError(self._describe(target, exc)) from None
+            yield connection
+        finally:
+            try:
+                await connection.close(timeout=1)
+            except Exception:
+                connection.terminate()
 
-    def _describe(self, target: PostgresTarget, exc: BaseException) -> str:
-        if isinstance(exc, ConnectionRefusedError | OSError) and not isinstance(
-            exc, asyncpg.PostgresError
-        ):
-            reason = (
-                "connection refused"
-                if isinstance(exc, ConnectionRefusedError)
-                else type(exc).__name__
-            )
-        else:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return self.redact(f"PostgreSQL {target.name}: {reason}")
+    def _budget(self, check: Check, context: AlertContext) -> float:
+        limits = (self.settings.timeout_seconds, check.timeout or float("inf"), context.remaining())
+        return max(0.05, min(limits))
 
-    async def _ping(self, target: PostgresTarget, context: AlertContext) -> CheckOutcome:
+    def _reason(self, exc: BaseException, budget: float) -> str:
+        """A short, redacted reason for a failure: never a traceback, never a secret."""
+        if isinstance(exc, TimeoutError):
+            return f"timed out after {budget:.3g} s"
+        if isinstance(exc, asyncpg.QueryCanceledError):
+            return f"query cancelled after the {self.settings.statement_timeout_ms} ms statement timeout"
+        if isinstance(exc, ConnectionRefusedError) or f"[Errno {errno.ECONNREFUSED}]" in str(exc):
+            return "connection refused"
+        if isinstance(exc, socket.gaierror):
+            return "cannot resolve the host name"
+        if isinstance(exc, ssl.SSLError):
+            return f"TLS error ({exc.reason or 'handshake failed'})"
+        if isinstance(exc, asyncpg.ClientConfigurationError):
+            return "invalid DSN or connection settings"
+        if isinstance(exc, asyncpg.ConnectionDoesNotExistError | ConnectionResetError):
+            return "the server closed the connection"
+        text = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
+        if isinstance(exc, OSError) and exc.errno:
+            text = os.strerror(exc.errno).lower()  # asyncio's strerror names the address instead
+        return self.redact(text or type(exc).__name__)
+
+    async def _ping(
+        self, target: PostgresTarget, check: Check, context: AlertContext
+    ) -> CheckOutcome:
+        budget = self._budget(check, context)
+        facts: dict[str, Any] = {"target": target.name, "reachable": False, "latency_ms": None}
+        facts |= {"connect_ms": None, "server_version": None, "error": None}
         started = time.perf_counter()
         try:
-            connection = await self._connect(target, context)
-        except ProviderError as exc:
-            facts = {
-                "reachable": False,
-                "latency_ms": None,
-                "server_version": None,
-                "error": str(exc),
-            }
+            async with asyncio.timeout(budget), self.session(target, budget) as connection:
+                facts["connect_ms"] = _ms_since(started)
+                started = time.perf_counter()
+                await connection.fetchval("SELECT 1")
+                facts["latency_ms"] = _ms_since(started)
+                facts["server_version"] = await connection.fetchval("SHOW server_version")
+        except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            facts |= {"latency_ms": None, "error": self._reason(exc, budget)}
+            title = f"PostgreSQL {target.name} unreachable: {facts['error']}"
             return CheckOutcome(
-                [Finding(title=f"{exc}: unreachable", source=self.name, severity="critical")], facts
+                [Finding(title=title, source=self.name, severity="critical")], facts
             )
-        try:
-            version = await connection.fetchval("SHOW server_version")
-        finally:
-            await connection.close()
-        latency = round((time.perf_counter() - started) * 1000, 1)
-        facts = {"reachable": True, "latency_ms": latency, "server_version": version, "error": None}
-        title = f"PostgreSQL {target.name} answers ({latency:.0f} ms, version {version})"
-        return CheckOutcome([Finding(title=title, source=self.name, severity="ok")], facts)
+        facts["reachable"] = True
+        title = (
+            f"PostgreSQL {target.name} answers SELECT 1 in {facts['latency_ms']:.3g} ms "
+            f"(connect {facts['connect_ms']:.3g} ms, version {facts['server_version']})"
+        )
+        severity = "warning" if facts["latency_ms"] >= 500 else "ok"
+        return CheckOutcome([Finding(title=title, source=self.name, severity=severity)], facts)
 
     async def _connections(
         self, connection: asyncpg.Connection, target: PostgresTarget, check: Check
     ) -> CheckOutcome:
-        settings = dict(await connection.fetch(q.SETTINGS))
-        rows = await connection.fetch(q.SESSIONS)
-        max_connections = int(settings["max_connections"])
-        reserved = int(settings.get("superuser_reserved_connections", 0)) + int(
-            settings.get("reserved_connections", 0)
-        )
-        usable = max(1, max_connections - reserved)
-        by_app: dict[str, Counter[str]] = {}
-        for row in rows:
-            by_app.setdefault(row["application"] or "(none)", Counter())[
-                row["state"] or "unknown"
-            ] += 1
-        applications = sorted(
-            (
-                {"application": app, "count": sum(states.values()), "states": dict(states)}
-                for app, states in by_app.items()
-            ),
-            key=lambda a: -a["count"],
-        )
-        used = len(rows)
-        idle_tx = [r for r in rows if (r["state"] or "").startswith("idle in transaction")]
-        top = applications[0] if applications else None
-        facts = {
-            "used": used,
-            "max_connections": max_connections,
-            "reserved": reserved,
-            "available": usable - used,
-            "used_ratio": round(used / usable, 4),
-            "by_state": dict(Counter(r["state"] or "unknown" for r in rows)),
-            "by_application": applications,
-            "top_application": top["application"] if top else None,
-            "top_application_share": round(top["count"] / used, 4) if top and used else 0.0,
-            "idle_in_transaction": len(idle_tx),
-            "idle_in_transaction_oldest_seconds": max(
-                (r["state_seconds"] or 0.0 for r in idle_tx), default=0.0
-            ),
-            "databases": dict(Counter(r["datname"] or "" for r in rows)),
-        }
-        return CheckOutcome([_connections_finding(target, facts)], facts)
+        settings = dict(await connection.fetch(SETTINGS_SQL))
+        rows = await connection.fetch(SESSIONS_SQL, APPLICATION)
+        facts = connection_facts(settings, [dict(r) for r in rows])
+        findings = [_connections_finding(target, facts)]
+        if facts["idle_in_transaction"]:
+            findings.append(_idle_in_transaction_finding(facts))
+        return CheckOutcome(findings, facts)
 
     async def _long_queries(
         self, connection: asyncpg.Connection, target: PostgresTarget, check: Check
     ) -> CheckOutcome:
         min_seconds = float(check.params.get("min_seconds", 30))
-        limit = int(check.params.get("limit", 5))
-        rows = await connection.fetch(q.LONG_QUERIES, min_seconds, limit)
+        limit = max(1, int(check.params.get("limit", 5)))
+        rows = await connection.fetch(LONG_QUERIES_SQL, APPLICATION, min_seconds, limit)
         queries = [
             {
                 "pid": r["pid"],
-                "application": r["application"],
+                "application": r["application"] or "",
                 "state": r["state"],
                 "seconds": round(r["seconds"], 1),
                 "wait_event": r["wait_event"],
-                "query": self._query_text(r["query"]),
+                "query": self.query_text(r["query"]),
             }
             for r in rows
         ]
-        facts = {
-            "count": len(queries),
-            "longest_seconds": queries[0]["seconds"] if queries else 0.0,
-            "queries": queries,
-        }
+        count = rows[0]["total"] if rows else 0
+        longest = queries[0]["seconds"] if queries else 0.0
+        facts = {"count": count, "longest_seconds": longest, "queries": queries}
         if not queries:
-            return CheckOutcome(
-                [
-                    Finding(
-                        title=f"No query running longer than {min_seconds:g} s",
-                        source=self.name,
-                        severity="ok",
-                    )
-                ],
-                facts,
-            )
+            title = f"No query has been running for more than {_duration(min_seconds)}"
+            return CheckOutcome([Finding(title=title, source=self.name, severity="ok")], facts)
+        top = queries[0]
+        title = (
+            f"{_plural(count, 'query', 'queries')} running for more than {_duration(min_seconds)}"
+            f" — longest {_duration(longest)} ({_app(top['application'])}, pid {top['pid']})"
+        )
         table = Evidence(
             kind="table",
-            label="longest queries",
-            columns=["pid", "application", "state", "seconds", "query"],
+            label="longest-running queries",
+            columns=["pid", "application", "running", "waiting on", "query"],
             rows=[
                 [
                     str(x["pid"]),
-                    x["application"] or "",
-                    x["state"] or "",
-                    f"{x['seconds']:g}",
-                    x["query"][:80],
+                    _app(x["application"]),
+                    _duration(x["seconds"]),
+                    x["wait_event"] or "",
+                    _shorten(x["query"], 80),
                 ]
                 for x in queries
             ],
         )
-        title = f"{len(queries)} query(ies) running longer than {min_seconds:g} s, longest {queries[0]['seconds']:g} s ({queries[0]['application'] or 'no application name'})"
-        return CheckOutcome(
-            [Finding(title=title, source=self.name, severity="warning", evidence=[table])], facts
-        )
+        finding = Finding(title=title, source=self.name, severity="warning", evidence=[table])
+        return CheckOutcome([finding], facts)
 
     async def _locks(
         self, connection: asyncpg.Connection, target: PostgresTarget, check: Check
     ) -> CheckOutcome:
-        rows = await connection.fetch(q.LOCK_CHAINS)
+        rows = await connection.fetch(LOCKS_SQL)
         chains = [
             {
                 "blocked_pid": r["blocked_pid"],
-                "blocked_application": r["blocked_application"],
+                "blocked_application": r["blocked_application"] or "",
                 "blocking_pid": r["blocking_pid"],
-                "blocking_application": r["blocking_application"],
+                "blocking_application": r["blocking_application"] or "",
                 "blocking_state": r["blocking_state"],
+                "blocking_state_seconds": round(r["blocking_state_seconds"] or 0.0, 1),
                 "waiting_seconds": round(r["waiting_seconds"] or 0.0, 1),
-                "blocking_query": self._query_text(r["blocking_query"]),
+                "blocking_query": self.query_text(r["blocking_query"]),
             }
             for r in rows
         ]
@@ -244,58 +255,142 @@ class PostgresProvider:
         roots = sorted({c["blocking_pid"] for c in chains} - blocked)
         facts = {"blocked": len(blocked), "chains": chains, "root_blockers": roots}
         if not chains:
-            return CheckOutcome(
-                [Finding(title="No session is waiting on a lock", source=self.name, severity="ok")],
-                facts,
-            )
-        root = next(c for c in chains if c["blocking_pid"] in roots) if roots else chains[0]
-        title = (
-            f"{len(blocked)} session(s) waiting on locks held by pid {root['blocking_pid']} "
-            f"({root['blocking_application'] or 'no application name'}, {root['blocking_state']})"
-        )
-        table = Evidence(
-            kind="table",
-            label="lock chains",
-            columns=["blocked pid", "blocked app", "blocking pid", "blocking app", "waiting s"],
-            rows=[
-                [
-                    str(c["blocked_pid"]),
-                    c["blocked_application"] or "",
-                    str(c["blocking_pid"]),
-                    c["blocking_application"] or "",
-                    f"{c['waiting_seconds']:g}",
-                ]
-                for c in chains[:10]
-            ],
-        )
-        return CheckOutcome(
-            [Finding(title=title, source=self.name, severity="critical", evidence=[table])], facts
-        )
+            title = "No session is waiting on a lock"
+            return CheckOutcome([Finding(title=title, source=self.name, severity="ok")], facts)
+        return CheckOutcome([_locks_finding(facts)], facts)
 
-    def _query_text(self, text: str | None) -> str:
-        text = re.sub(r"(?i)(password\s*=?\s*)'[^']*'", r"\1'***'", text or "")
-        text = " ".join(text.split())
-        return self.redact(text[:QUERY_CHARS] + ("…" if len(text) > QUERY_CHARS else ""))
+    def query_text(self, text: str | None) -> str:
+        """Query text fit to show: secret-looking literals masked, whitespace folded, truncated."""
+        text = _SECRET_AFTER_WORD.sub(r"\1'***'", text or "")
+        text = self.redact(_TOKEN_LITERAL.sub("'***'", " ".join(text.split())))
+        return _shorten(text, QUERY_CHARS)
+
+
+def connection_facts(settings: dict[str, int], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``connections`` facts from ``pg_settings`` values and the other client sessions."""
+    max_connections = settings["max_connections"]
+    reserved = settings.get("superuser_reserved_connections", 0)
+    reserved += settings.get("reserved_connections", 0)
+    usable, used = max_connections - reserved, len(rows)
+    by_app: dict[str, Counter[str]] = {}
+    for row in rows:
+        by_app.setdefault(row["application"] or "", Counter())[row["state"] or "unknown"] += 1
+    applications = sorted(
+        (
+            {"application": app, "count": sum(states.values()), "states": dict(states)}
+            for app, states in by_app.items()
+        ),
+        key=lambda a: (-a["count"], a["application"]),
+    )
+    idle_tx = [r for r in rows if (r["state"] or "").startswith("idle in transaction")]
+    top = applications[0] if applications else None
+    return {
+        "used": used,
+        "max_connections": max_connections,
+        "reserved": reserved,
+        "available": usable - used,
+        "used_ratio": round(used / usable, 4) if usable > 0 else 1.0,
+        "by_state": dict(Counter(r["state"] or "unknown" for r in rows)),
+        "by_application": applications,
+        "top_application": top["application"] if top else None,
+        "top_application_share": round(top["count"] / used, 4) if top else 0.0,
+        "idle_in_transaction": len(idle_tx),
+        "idle_in_transaction_oldest_seconds": round(
+            max((r["state_seconds"] or 0.0 for r in idle_tx), default=0.0), 1
+        ),
+        "idle_in_transaction_applications": sorted({r["application"] or "" for r in idle_tx}),
+        "databases": dict(Counter(r["datname"] or "" for r in rows)),
+    }
 
 
 def _connections_finding(target: PostgresTarget, facts: dict[str, Any]) -> Finding:
-    usable = facts["max_connections"] - facts["reserved"]
-    ratio = facts["used_ratio"]
-    title = (
-        f"PostgreSQL {target.name}: {facts['used']} of {usable} usable connections ({ratio:.0%})"
-    )
-    if facts["top_application"]:
-        title += f" — '{facts['top_application']}' holds {facts['by_application'][0]['count']} ({facts['top_application_share']:.0%})"
-    severity = "critical" if ratio >= 0.9 else "warning" if ratio >= 0.75 else "info"
-    states = sorted({s for a in facts["by_application"] for s in a["states"]})
+    usable, ratio = facts["max_connections"] - facts["reserved"], facts["used_ratio"]
+    title = f"Connections: {facts['used']} of {usable} usable ({ratio:.0%})"
+    if facts["by_application"]:
+        top = facts["by_application"][0]
+        title += f" — '{_app(top['application'])}' holds {top['count']} ({facts['top_application_share']:.0%})"
+    severity = "critical" if ratio >= 0.9 else "warning" if ratio >= 0.75 else "ok"
+    states = sorted(facts["by_state"], key=lambda s: -facts["by_state"][s])
     rows = [
-        [a["application"], str(a["count"]), *(str(a["states"].get(s, 0)) for s in states)]
-        for a in facts["by_application"][:10]
+        [_app(a["application"]), str(a["count"]), *(str(a["states"].get(s, 0)) for s in states)]
+        for a in facts["by_application"][:MAX_ROWS]
     ]
     table = Evidence(
         kind="table",
-        label="connections by application",
+        label=f"{target.name}: sessions by application and state",
         columns=["application", "total", *states],
         rows=rows,
     )
     return Finding(title=title, source="postgres", severity=severity, evidence=[table])
+
+
+def _idle_in_transaction_finding(facts: dict[str, Any]) -> Finding:
+    count, oldest = facts["idle_in_transaction"], facts["idle_in_transaction_oldest_seconds"]
+    apps = ", ".join(_app(a) for a in facts["idle_in_transaction_applications"])
+    title = (
+        f"{_plural(count, 'session')} idle in transaction, oldest for {_duration(oldest)} ({apps})"
+    )
+    severity = "warning" if oldest >= 60 else "info"
+    return Finding(title=title, source="postgres", severity=severity)
+
+
+def _locks_finding(facts: dict[str, Any]) -> Finding:
+    chains, roots = facts["chains"], facts["root_blockers"]
+    waits = Counter(c["blocking_pid"] for c in chains)
+    root_pid = max(roots or waits, key=lambda pid: (waits[pid], -pid))
+    root = next(c for c in chains if c["blocking_pid"] == root_pid)
+    state = root["blocking_state"] or "state unknown"
+    title = (
+        f"{_plural(facts['blocked'], 'session')} waiting on locks held by pid {root_pid} "
+        f"({_app(root['blocking_application'])}, {state} for {_duration(root['blocking_state_seconds'])})"
+    )
+    if len(roots) > 1:
+        title += f" and {_plural(len(roots) - 1, 'other session')}"
+    table = Evidence(
+        kind="table",
+        label="lock waits",
+        columns=["blocked pid", "blocked app", "waiting", "blocking pid", "blocking app", "state"],
+        rows=[
+            [
+                str(c["blocked_pid"]),
+                _app(c["blocked_application"]),
+                _duration(c["waiting_seconds"]),
+                str(c["blocking_pid"]),
+                _app(c["blocking_application"]),
+                c["blocking_state"] or "",
+            ]
+            for c in chains[:MAX_ROWS]
+        ],
+    )
+    query = Evidence(kind="log", label=f"pid {root_pid}: last query", text=root["blocking_query"])
+    severity = "critical" if max(c["waiting_seconds"] for c in chains) >= 5 else "warning"
+    return Finding(title=title, source="postgres", severity=severity, evidence=[table, query])
+
+
+def _plain_dsn(dsn: str) -> str:
+    """``postgresql+asyncpg://…`` (SQLAlchemy's spelling) as asyncpg expects it."""
+    return re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", dsn)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _app(name: str | None) -> str:
+    return name or "(no application name)"
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``5 min``, ``2 h 5 min``: how long, as a person says it."""
+    if seconds < 90:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.2g} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"

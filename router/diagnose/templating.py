@@ -1,48 +1,80 @@
 """Sandboxed Jinja2 for playbooks: parameters, verdict conditions and verdict texts.
 
 Playbooks are configuration that users write, so templates run in Jinja's
-immutable sandbox. A missing value is *chainable undefined*: ``pods.oom_killed``
-is simply false when the ``pods`` check was skipped or failed, never an error.
+immutable sandbox, and templates that reach for private attributes
+(``{{ ''.__class__ }}``) are refused when the playbook loads. A missing value is
+*chainable undefined*: ``pods.oom_killed`` is simply false when the ``pods``
+check was skipped or failed, never an error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, meta
+from jinja2 import ChainableUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.environment import Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-_ENV = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, where a fact wins over a dict method: ``query.values`` is data."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping) and isinstance(attribute, str) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+_ENV = _Environment(undefined=ChainableUndefined, autoescape=False)
 
 
 class TemplateError(ValueError):
     """A template or condition that does not compile, or failed while rendering."""
 
+    def __init__(self, message: str, lineno: int | None = None) -> None:
+        super().__init__(message)
+        self.lineno = lineno  # 1-based line inside the template, for syntax errors
 
-def compile_template(source: str) -> Any:
-    try:
-        return _ENV.from_string(source)
-    except TemplateSyntaxError as exc:
-        raise TemplateError(f"template syntax error: {exc.message}") from None
+
+def compile_template(source: str) -> Template:
+    """Compile a ``{{ … }}`` template; raises :class:`TemplateError` for bad or unsafe ones."""
+    _check_safe(_parse(source))
+    return _ENV.from_string(source)
 
 
 def compile_condition(source: str) -> Any:
-    try:
-        return _ENV.compile_expression(source, undefined_to_none=False)
-    except TemplateSyntaxError as exc:
-        raise TemplateError(f"condition syntax error: {exc.message}") from None
+    """Compile a bare expression (a verdict's ``when``), returning a callable over variables."""
+    _check_safe(_parse("{{ " + source + " }}", what="condition"))
+    return _ENV.compile_expression(source, undefined_to_none=False)
 
 
 def names_in(source: str, *, expression: bool = False) -> set[str]:
     """The top-level variable names a template or condition reads."""
     text = "{{ " + source + " }}" if expression else source
     try:
-        return meta.find_undeclared_variables(_ENV.parse(text))
+        return set(meta.find_undeclared_variables(_ENV.parse(text)))
     except TemplateSyntaxError:
         return set()
 
 
-def render(template: Any, variables: dict[str, Any]) -> str:
+def attributes_of(source: str, variable: str) -> list[str]:
+    """The attributes of ``variable`` a template reads: ``labels.pod`` → ``["pod"]``."""
+    try:
+        tree = _ENV.parse(source)
+    except TemplateSyntaxError:
+        return []
+    found: list[str] = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name = _attribute_name(node)
+        is_variable = isinstance(node.node, nodes.Name) and node.node.name == variable
+        if is_variable and name and name not in found:
+            found.append(name)
+    return found
+
+
+def render(template: Template, variables: dict[str, Any]) -> str:
+    """Render to text, stripped; any failure (including a sandbox refusal) is a TemplateError."""
     try:
         return template.render(variables).strip()
     except Exception as exc:  # the sandbox raises SecurityError for unsafe access
@@ -50,8 +82,31 @@ def render(template: Any, variables: dict[str, Any]) -> str:
 
 
 def evaluate(condition: Any, variables: dict[str, Any]) -> bool:
+    """Whether a compiled condition holds; undefined values are false."""
     try:
         value = condition(**variables)
     except Exception as exc:
         raise TemplateError(f"{type(exc).__name__}: {exc}") from None
     return bool(value) and not isinstance(value, ChainableUndefined)
+
+
+def _parse(source: str, what: str = "template") -> nodes.Template:
+    try:
+        return _ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"{what} syntax error: {exc.message}", exc.lineno) from None
+
+
+def _check_safe(tree: nodes.Template) -> None:
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name = _attribute_name(node)
+        if name and name.startswith("_"):
+            raise TemplateError(f"unsafe attribute {name!r}: private attributes are not allowed")
+
+
+def _attribute_name(node: nodes.Getattr | nodes.Getitem) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None

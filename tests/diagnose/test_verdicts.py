@@ -1,0 +1,368 @@
+"""Verdict rules of the built-in playbooks, over facts shaped as the providers publish them.
+
+Each verdict must say what it found and point at the sub-section of the real
+example runbooks (``runbooks/``) that tells the reader what to do.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from router.alerts import Alert
+from router.config import BUILTIN_PLAYBOOKS, BUILTIN_RUNBOOKS
+from router.diagnose.planning import template_variables
+from router.diagnose.playbooks import load_playbooks
+from router.diagnose.verdicts import RunbookPointers, evaluate_verdicts
+from router.library import LibraryFinder, RunbookLibrary
+from router.triage import Classification, Finding, TriageResult
+
+LIBRARY = RunbookLibrary.load([BUILTIN_RUNBOOKS])
+PLAYBOOKS = load_playbooks([BUILTIN_PLAYBOOKS])
+NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+
+
+def alert_result(category: str, **annotations: str) -> TriageResult:
+    alert = Alert(
+        status="firing",
+        labels={"alertname": "Test", "namespace": "shop", "deployment": "api"},
+        annotations=annotations,
+        startsAt="2026-11-22T02:58:00Z",
+    )
+    classification = Classification(category=category, playbook=category)
+    runbook = LibraryFinder(LIBRARY).find(alert, classification)
+    return TriageResult(alert=alert, classification=classification, runbook=runbook)
+
+
+def judge(category: str, facts: dict[str, Any], **annotations: str) -> dict[str, Finding]:
+    """The verdicts of ``category``'s playbook over ``facts``, by rule id."""
+    result = alert_result(category, **annotations)
+    playbook = PLAYBOOKS.get(category)
+    assert playbook is not None
+    variables = {**template_variables(playbook, result, NOW), **facts}
+    pointers = RunbookPointers(LIBRARY, result.runbook, category)
+    found = evaluate_verdicts(playbook.verdicts, variables, pointers)
+    assert all(f.verdict for f in found), [f.title for f in found]
+    return {f.verdict.rule: f for f in found if f.verdict}
+
+
+def ref(finding: Finding) -> str:
+    link = finding.verdict.runbook if finding.verdict else None
+    assert link is not None, f"{finding.title!r} points at no runbook section"
+    return f"{link.path}#{link.anchor}" if link.anchor else str(link.path)
+
+
+ROLLOUT = {
+    "deployment": "api",
+    "revision": 42,
+    "previous_revision": 41,
+    "minutes_before_alert": 6.2,
+    "within_window": True,
+    "images": {"previous": "api:1.4.0", "current": "api:1.5.0"},
+    "image_changed": True,
+    "replicas": {"desired": 4, "ready": 4, "updated": 4, "available": 4},
+}
+HEALTHY_PODS = {
+    "pods": [],
+    "restarting": [],
+    "oom_killed": [],
+    "termination_reasons": {},
+    "waiting_reasons": {},
+    "not_ready": [],
+    "max_restarts": 0,
+}
+
+
+# crashloop
+
+
+def test_oom_killed_points_at_the_oomkilled_section() -> None:
+    pods = {**HEALTHY_PODS, "oom_killed": ["api-7d9c/api"], "termination_reasons": {"OOMKilled": 3}}
+    found = judge("crashloop", {"pods": pods})
+    assert set(found) == {"oom-killed"}
+    assert found["oom-killed"].severity == "critical"
+    assert found["oom-killed"].title.startswith("api-7d9c/api was killed")
+    assert ref(found["oom-killed"]) == "crashloop.md#oomkilled"
+
+
+def test_an_application_error_quotes_its_last_error_line() -> None:
+    pods = {**HEALTHY_PODS, "restarting": ["api-7d9c/api"], "termination_reasons": {"Error": 5}}
+    logs = {"previous": True, "lines": 50, "error_lines": ["WARN slow", "FATAL: no DATABASE_URL"]}
+    found = judge("crashloop", {"pods": pods, "logs": logs})
+    assert set(found) == {"application-error"}
+    assert found["application-error"].title.endswith(": FATAL: no DATABASE_URL")
+    assert ref(found["application-error"]) == "crashloop.md#crashloopbackoff-application-error"
+
+
+@pytest.mark.parametrize(
+    ("facts", "rule", "section"),
+    [
+        (
+            {"events": {"missing_config": ["secret/db-credentials"], "reasons": {"Failed": 4}}},
+            "missing-config",
+            "crashloop.md#missing-secret-or-configmap",
+        ),
+        (
+            {"pods": {**HEALTHY_PODS, "waiting_reasons": {"CreateContainerConfigError": 1}}},
+            "missing-config",
+            "crashloop.md#missing-secret-or-configmap",
+        ),
+        (
+            {"pods": {**HEALTHY_PODS, "waiting_reasons": {"ImagePullBackOff": 2}}},
+            "image-pull",
+            "crashloop.md#image-pull-errors",
+        ),
+        ({"events": {"probe_failures": 12}}, "failed-probes", "crashloop.md#failed-probes"),
+        ({"rollout": ROLLOUT}, "deploy-before-alert", "rollback.md"),
+    ],
+)
+def test_crashloop_causes(facts: dict[str, Any], rule: str, section: str) -> None:
+    found = judge("crashloop", facts)
+    assert rule in found and ref(found[rule]) == section
+
+
+def test_missing_config_names_what_is_missing() -> None:
+    found = judge("crashloop", {"events": {"missing_config": ["secret/db-credentials"]}})
+    assert found["missing-config"].title == "The pod cannot start: missing secret/db-credentials"
+
+
+def test_an_image_pull_after_an_image_change_names_the_new_image() -> None:
+    facts = {"events": {"image_pull_failed": True}, "rollout": ROLLOUT}
+    assert "changed it to api:1.5.0" in judge("crashloop", facts)["image-pull"].title
+
+
+def test_healthy_facts_give_no_verdict() -> None:
+    events = {"reasons": {}, "warnings": [], "image_pull_failed": False, "probe_failures": 0}
+    quiet = {**ROLLOUT, "within_window": False, "minutes_before_alert": 600.0}
+    assert judge("crashloop", {"pods": HEALTHY_PODS, "events": events, "rollout": quiet}) == {}
+
+
+def test_failed_probes_are_not_blamed_for_an_oom_kill() -> None:
+    pods = {**HEALTHY_PODS, "oom_killed": ["api-1/api"]}
+    found = judge("crashloop", {"pods": pods, "events": {"probe_failures": 3}})
+    assert "oom-killed" in found and "failed-probes" not in found
+
+
+# latency
+
+
+def test_hpa_at_max_points_at_cpu_saturation() -> None:
+    hpa = {"found": True, "name": "api", "current": 10, "desired": 10, "min": 2, "max": 10}
+    found = judge("latency", {"hpa": {**hpa, "at_max": True}})
+    assert found["hpa-at-max"].title.startswith("The autoscaler api is at its maximum (10/10")
+    assert ref(found["hpa-at-max"]) == "latency.md#cpu-saturation--hpa-at-max"
+    assert judge("latency", {"hpa": {**hpa, "current": 6, "at_max": False}}) == {}
+
+
+def test_cpu_saturation_from_usage_and_throttling() -> None:
+    found = judge("latency", {"cpu": {"value": 0.97}, "throttling": {"value": 0.4}})
+    title = found["cpu-saturated"].title
+    assert title == "Pods are CPU-saturated: 97% of the CPU limit, throttled 40% of the time"
+    assert ref(found["cpu-saturated"]) == "latency.md#cpu-saturation--hpa-at-max"
+    assert judge("latency", {"cpu": {"value": 0.5}, "throttling": {"value": 0.1}}) == {}
+
+
+def test_a_saturated_database_pool() -> None:
+    connections = {"used": 95, "max_connections": 100, "used_ratio": 0.95}
+    found = judge("latency", {"connections": {**connections, "top_application": "orders-api"}})
+    assert found["db-pool-saturated"].title == (
+        "The database is at 95% of its connections (95/100), orders-api holds the most"
+    )
+    assert ref(found["db-pool-saturated"]) == "latency.md#database-pool-saturated"
+
+
+def test_a_rollout_six_minutes_before_the_alert_points_at_rollback() -> None:
+    found = judge("latency", {"rollout": ROLLOUT})
+    assert found["deploy-before-alert"].title.startswith("Rollout to revision 42 6 min before")
+    assert ref(found["deploy-before-alert"]) == "rollback.md"
+
+
+def test_rising_latency_is_noted() -> None:
+    p95 = {"first": 0.2, "last": 1.4, "min": 0.2, "max": 1.4, "trend": "rising", "points": 120}
+    found = judge("latency", {"p95": p95})
+    assert found["latency-rising"].title == (
+        "p95 latency is still rising (0.2 s → 1.4 s over the last hour)"
+    )
+
+
+# error_rate
+
+
+def test_crashlooping_pods_explain_errors() -> None:
+    pods = {**HEALTHY_PODS, "restarting": ["api-1/api", "api-2/api"]}
+    found = judge("error_rate", {"pods": pods})
+    assert "api-1/api, api-2/api" in found["pods-crashlooping"].title
+    assert ref(found["pods-crashlooping"]) == "error-rate.md#pods-crashlooping"
+
+
+def test_an_unreachable_database() -> None:
+    ping = {"reachable": False, "latency_ms": None, "error": "connection refused"}
+    found = judge("error_rate", {"database": ping})
+    assert found["database-unreachable"].title == "The database is unreachable: connection refused"
+    assert ref(found["database-unreachable"]) == "error-rate.md#database-unreachable"
+    reachable = {"reachable": True, "latency_ms": 2.0, "server_version": "16.4", "error": None}
+    assert judge("error_rate", {"database": reachable}) == {}
+
+
+def test_a_bad_deployment_is_rolled_back_first() -> None:
+    found = judge("error_rate", {"rollout": ROLLOUT})
+    assert found["deploy-before-alert"].severity == "critical"
+    assert ref(found["deploy-before-alert"]) == "rollback.md"
+
+
+def test_errors_from_one_pod_name_it() -> None:
+    values = [
+        {"labels": {"pod": "api-3"}, "value": 9.0},
+        {"labels": {"pod": "api-1"}, "value": 0.5},
+    ]
+    found = judge("error_rate", {"by_pod": {"value": 9.0, "values": values, "empty": False}})
+    assert found["errors-in-one-pod"].title == "Most errors come from one pod: api-3"
+
+
+# db_saturation
+
+
+def test_one_application_holding_most_connections_is_named() -> None:
+    connections = {
+        "used": 80,
+        "max_connections": 100,
+        "reserved": 3,
+        "used_ratio": 0.8,
+        "by_application": [{"application": "orders-api", "count": 64, "states": {"idle": 60}}],
+        "top_application": "orders-api",
+        "top_application_share": 0.8,
+        "idle_in_transaction": 0,
+    }
+    found = judge("db_saturation", {"connections": connections})
+    assert set(found) == {"one-application"}
+    assert found["one-application"].title == (
+        "orders-api holds 80% of the connections in use (80/100)"
+    )
+    assert ref(found["one-application"]) == (
+        "database-saturation.md#one-application-holds-most-connections"
+    )
+
+
+@pytest.mark.parametrize(
+    ("facts", "rule", "section"),
+    [
+        (
+            {
+                "connections": {
+                    "idle_in_transaction": 7,
+                    "idle_in_transaction_oldest_seconds": 812.4,
+                }
+            },
+            "idle-in-transaction",
+            "database-saturation.md#idle-in-transaction",
+        ),
+        (
+            {"locks": {"blocked": 3, "chains": [], "root_blockers": [4242]}},
+            "lock-chain",
+            "database-saturation.md#long-running-queries-and-lock-chains",
+        ),
+        (
+            {"long_queries": {"count": 2, "longest_seconds": 95.2, "queries": []}},
+            "long-queries",
+            "database-saturation.md#long-running-queries-and-lock-chains",
+        ),
+    ],
+)
+def test_db_saturation_causes(facts: dict[str, Any], rule: str, section: str) -> None:
+    found = judge("db_saturation", facts)
+    assert set(found) == {rule} and ref(found[rule]) == section
+
+
+def test_idle_in_transaction_and_lock_texts() -> None:
+    facts = {
+        "connections": {"idle_in_transaction": 7, "idle_in_transaction_oldest_seconds": 812.4},
+        "locks": {"blocked": 3, "root_blockers": [4242, 4243]},
+    }
+    found = judge("db_saturation", facts)
+    assert "(oldest 812 s)" in found["idle-in-transaction"].title
+    assert found["lock-chain"].title == "3 session(s) waiting on locks held by pid 4242, 4243"
+
+
+def test_pool_times_replicas_uses_the_pool_size_annotation() -> None:
+    facts = {"connections": {"max_connections": 100, "reserved": 3}, "rollout": ROLLOUT}
+    assert judge("db_saturation", facts) == {}  # 4 x the default pool of 20 fits in 97
+    found = judge("db_saturation", facts, pool_size="30")
+    assert found["pool-times-replicas"].title == (
+        "4 replicas \u00d7 pool 30 = 120 connections, more than the 97 usable"
+    )
+    assert ref(found["pool-times-replicas"]) == (
+        "database-saturation.md#pool-size--replicas-exceeds-max_connections"
+    )
+
+
+# generic
+
+
+def test_an_expression_no_longer_true() -> None:
+    found = judge("generic", {"expression": {"firing_now": False, "value": None}})
+    assert set(found) == {"no-longer-true"} and found["no-longer-true"].severity == "info"
+    assert judge("generic", {"expression": {"firing_now": True, "value": 3.0}}) == {}
+    assert judge("generic", {}) == {}  # not checked is not "no longer true"
+
+
+def test_warning_events_are_summarised_by_reason() -> None:
+    events = {"warnings": [{}, {}, {}], "reasons": {"BackOff": 1, "FailedMount": 2}}
+    found = judge("generic", {"events": events})
+    assert found["warning-events"].title == (
+        "3 warning event(s) for the workload: FailedMount, BackOff"
+    )
+
+
+# rules in general
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "custom.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_failing_rule_becomes_an_info_finding(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "name: custom\nchecks:\n  - {id: pods, provider: kubernetes, kind: pods}\n"
+        "verdicts:\n"
+        "  - {id: broken, when: 'pods.max_restarts + \"x\"', say: never}\n"
+        "  - {id: fine, when: 'pods.max_restarts > 3', say: '{{ pods.max_restarts }} restarts'}\n",
+    )
+    (playbook,) = load_playbooks([path]).playbooks.values()
+    variables = {**template_variables(playbook, alert_result("custom"), NOW)}
+    found = evaluate_verdicts(
+        playbook.verdicts, {**variables, "pods": {"max_restarts": 5}}, RunbookPointers(LIBRARY)
+    )
+    assert found[0].title.startswith("verdict rule broken failed: TypeError")
+    assert found[0].severity == "info" and found[0].verdict is None
+    assert found[1].title == "5 restarts"  # the next rule still runs
+
+
+def test_an_unresolvable_pointer_keeps_the_verdict(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "name: custom\nchecks: []\nverdicts:\n"
+        "  - {id: a, when: 'true', say: words, runbook: [no-such-heading]}\n"
+        "  - {id: b, when: 'true', say: ref, runbook: nowhere.md#x}\n",
+    )
+    (playbook,) = load_playbooks([path]).playbooks.values()
+    pointers = RunbookPointers(LIBRARY, alert_result("crashloop").runbook, "crashloop")
+    found = evaluate_verdicts(playbook.verdicts, {}, pointers)
+    assert [(f.verdict.summary, f.verdict.runbook) for f in found if f.verdict] == [
+        ("words", None),
+        ("ref", None),
+    ]
+
+
+def test_pointers_search_up_from_a_deep_section_and_fall_back_to_the_category() -> None:
+    deep = LIBRARY.excerpt(LIBRARY.get("crashloop.md#investigation"))
+    oom = RunbookPointers(LIBRARY, deep, "crashloop").resolve(["oomkilled"])
+    assert oom is not None and oom.anchor == "oomkilled"  # a sibling, via the ancestors
+    without = RunbookPointers(LIBRARY, None, "db_saturation").resolve(["idle", "transaction"])
+    assert without is not None and without.anchor == "idle-in-transaction"
+    assert RunbookPointers(None, deep, "crashloop").resolve(["oomkilled"]) is None
