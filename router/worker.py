@@ -102,8 +102,10 @@ class Workers:
         while not self._stopping.is_set():
             try:
                 jobs = await self.store.claim(owner, self.options.batch, self.options.lease_seconds)
-            except StoreUnavailable as exc:
-                log.warning("cannot claim jobs: %s", exc)
+            except Exception as exc:  # the loop must outlive any database trouble
+                log.warning(
+                    "cannot claim jobs: %s", exc, exc_info=not isinstance(exc, StoreUnavailable)
+                )
                 jobs = []
             if not jobs:
                 await self._idle()
@@ -171,8 +173,12 @@ class Workers:
                 items = await self.store.outbox.claim(
                     owner, self.options.batch, self.options.lease_seconds
                 )
-            except StoreUnavailable as exc:
-                log.warning("cannot claim deliveries: %s", exc)
+            except Exception as exc:  # the loop must outlive any database trouble
+                log.warning(
+                    "cannot claim deliveries: %s",
+                    exc,
+                    exc_info=not isinstance(exc, StoreUnavailable),
+                )
                 items = []
             if not items:
                 await self._idle()

@@ -19,7 +19,14 @@ from typing import Any
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -29,6 +36,9 @@ class StoreUnavailable(Exception):
 
 
 _TRANSIENT = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
+# Errors in the statement itself; every other database error (a refused or dropped
+# connection, a database not accepting connections, a failover) may pass.
+_BUGS = (IntegrityError, ProgrammingError, DataError)
 
 
 def normalise_url(url: str) -> str:
@@ -129,9 +139,9 @@ class Database:
         try:
             yield
         except DBAPIError as exc:
-            if isinstance(exc, _TRANSIENT) or exc.connection_invalidated:
-                raise StoreUnavailable(_describe(exc)) from exc
-            raise
+            if isinstance(exc, _BUGS) and not exc.connection_invalidated:
+                raise  # a mistake in a statement: retrying will not help
+            raise StoreUnavailable(_describe(exc)) from exc
         except _TRANSIENT as exc:
             raise StoreUnavailable(_describe(exc)) from exc
 
