@@ -102,7 +102,12 @@ class EvidenceClassifier:
         if linked is not None and self._known(linked.category):
             reasons.append(f"annotation: runbook_url {url} is {_ref(linked)}")
             return _Found(linked.category, "annotation", _ref(linked), reasons)
-        reasons.append(f"annotation: runbook_url {url} is not a library section; kept as link")
+        if linked is not None:
+            reasons.append(
+                f"annotation: runbook_url {url} is {_ref(linked)}, which has no category"
+            )
+        else:
+            reasons.append(f"annotation: runbook_url {url} is not in the library; kept as a link")
         return _Found(None, "fallback", declared_ref or url, reasons)
 
     def _from_evidence(self, alert: Alert, found: _Found) -> Classification:

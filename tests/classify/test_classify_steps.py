@@ -118,7 +118,7 @@ def test_an_external_runbook_url_is_kept_but_does_not_decide(index: TinyIndex) -
     result = EvidenceClassifier(RuleSet(), index).classify(alert)
     assert (result.category, result.matched_by) == ("error_rate", "expression")
     assert result.runbook_ref == url
-    assert any("not a library section; kept as link" in r for r in result.reasons)
+    assert any("not in the library; kept as a link" in r for r in result.reasons)
 
 
 def test_the_runbook_annotation_key_is_also_read(index: TinyIndex) -> None:
