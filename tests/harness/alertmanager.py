@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 import yaml
 
+from tests.harness.daemon import Daemon
 from tests.procs import free_port
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager") or ""
@@ -56,9 +54,8 @@ class AlertmanagerServer:
             ],
         }
         (self.dir / "alertmanager.yml").write_text(yaml.safe_dump(config))
-        self.log_path = self.dir / "alertmanager.log"
-        self.log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
+        self.daemon = Daemon(
+            "alertmanager",
             [
                 ALERTMANAGER,
                 f"--config.file={self.dir / 'alertmanager.yml'}",
@@ -67,33 +64,13 @@ class AlertmanagerServer:
                 "--cluster.listen-address=",
                 "--log.level=debug",
             ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+            self.dir,
+            f"{self.url}/-/ready",
         )
-        self._wait_ready()
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def _wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(self.log_path.read_text())
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("alertmanager did not become ready")
-
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.daemon.close()

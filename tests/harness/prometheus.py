@@ -9,7 +9,6 @@ that need it skip, saying why, when the binary is not installed.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from tests.harness.daemon import Daemon
 from tests.procs import free_port
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -97,8 +97,8 @@ class PrometheusServer:
                 "alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}]
             }
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.log = (self.dir / "prometheus.log").open("wb")
-        self.process = subprocess.Popen(
+        self.daemon = Daemon(
+            "prometheus",
             [
                 PROMETHEUS,
                 f"--config.file={self.dir / 'prometheus.yml'}",
@@ -106,23 +106,9 @@ class PrometheusServer:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--web.enable-lifecycle",
             ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+            self.dir,
+            f"{self.url}/-/ready",
         )
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError((self.dir / "prometheus.log").read_text())
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("prometheus did not become ready")
 
     def query(self, expr: str) -> list[dict]:
         body = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5).json()
@@ -139,13 +125,7 @@ class PrometheusServer:
         raise AssertionError(f"{expr} returned nothing within {timeout}s")
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.daemon.close()
 
 
 def available() -> bool:
