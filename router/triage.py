@@ -60,14 +60,19 @@ class RunbookExcerpt(BaseModel):
 
 
 class Evidence(BaseModel):
-    """One piece of evidence: a value, a small table, a log excerpt or a note."""
+    """One piece of evidence: a value, a small table, a log excerpt, a note, or a time series.
 
-    kind: Literal["value", "table", "log", "text"]
+    A ``series`` (``points`` of unix seconds and value) is what a sink may draw as a
+    graph, e.g. the alert's own expression over the last hour.
+    """
+
+    kind: Literal["value", "table", "log", "text", "series"]
     label: str = ""
     value: str | None = None
     columns: list[str] = Field(default_factory=list)
     rows: list[list[str]] = Field(default_factory=list)
     text: str | None = None
+    points: list[tuple[float, float]] = Field(default_factory=list)
 
 
 class Verdict(BaseModel):
@@ -88,14 +93,6 @@ class Finding(BaseModel):
     verdict: Verdict | None = None
 
 
-class Graph(BaseModel):
-    """A time series to draw: the alert's expression over the last hour."""
-
-    title: str
-    points: list[tuple[float, float]] = Field(default_factory=list)  # (unix seconds, value)
-    unit: str = ""
-
-
 class TriageResult(BaseModel):
     """Everything known about one alert state, ready for any sink to render."""
 
@@ -106,7 +103,6 @@ class TriageResult(BaseModel):
     classification: Classification = Field(default_factory=Classification)
     runbook: RunbookExcerpt | None = None
     findings: list[Finding] = Field(default_factory=list)
-    graph: Graph | None = None
     triaged_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property

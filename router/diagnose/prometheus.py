@@ -126,7 +126,13 @@ class PrometheusProvider:
             severity = "warning"
         else:
             title, severity = "Alert expression no longer true now", "ok"
-        findings = [Finding(title=title, source=self.name, severity=severity), *history.findings]
+        series = Evidence(
+            kind="series", label=expression, points=[tuple(p) for p in facts["samples"]]
+        )
+        findings = [
+            Finding(title=title, source=self.name, severity=severity, evidence=[series]),
+            *history.findings,
+        ]
         return CheckOutcome(findings, facts)
 
     async def _get(self, path: str, params: dict[str, Any], context: AlertContext) -> Any:
