@@ -84,3 +84,22 @@ def test_category_fallback(finder: LibraryFinder, library: RunbookLibrary) -> No
 def test_nothing_found(finder: LibraryFinder) -> None:
     assert finder.find(alert("SomethingNew"), Classification(category="unclassified")) is None
     assert finder.find(alert("SomethingNew"), Classification(runbook_ref="missing.md#x")) is None
+
+
+def test_a_link_to_a_whole_file_narrows_to_the_category_section() -> None:
+    from router.alerts import Alert
+    from router.config import BUILTIN_RUNBOOKS
+    from router.library import LibraryFinder, RunbookLibrary
+    from router.triage import Classification
+
+    finder = LibraryFinder(RunbookLibrary.load([BUILTIN_RUNBOOKS]))
+    alert = Alert(status="firing", labels={"alertname": "Slow"}, startsAt="2026-11-22T03:00:00Z")
+    url = "https://git.example.com/ops/blob/main/runbooks/latency.md"
+    whole = finder.find(alert, Classification(category="latency", runbook_ref=url))
+    assert (whole.link.path, whole.link.anchor) == ("latency.md", "1-latency-breach")
+    other = finder.find(alert, Classification(category="crashloop", runbook_ref=url))
+    assert other.link.path == "latency.md"  # the category's section is elsewhere: keep the link
+    anchored = finder.find(
+        alert, Classification(category="latency", runbook_ref=url + "#investigation")
+    )
+    assert anchored.link.anchor == "investigation"
