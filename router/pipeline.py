@@ -83,13 +83,6 @@ class Sink(Protocol):
         """Whether an attempt interrupted by a crash got through (checked before re-sending)."""
 
 
-class NoDiagnostics:
-    """The diagnose stage when no provider is configured."""
-
-    async def diagnose(self, result: TriageResult, deadline: float) -> list[Finding]:
-        return []
-
-
 @dataclass
 class Pipeline:
     """Runs the stages for one alert state; holds no mutable state of its own."""
