@@ -70,14 +70,19 @@ def check(settings: Settings) -> tuple[list[ConfigError], str]:
 
 
 def build_sinks(settings: Settings) -> list[Sink]:
-    sinks: list[Sink] = []
+    """The configured sinks. Slack and PagerDuty delivery are not built yet (issue #5): until
+    they are, a configured token does not leave alerts without a destination."""
+    console = ConsoleSink(
+        settings.templates, format=settings.console.format, path=settings.console.path
+    )
     if settings.console_enabled:
-        sinks.append(
-            ConsoleSink(
-                settings.templates, format=settings.console.format, path=settings.console.path
-            )
+        return [console]
+    if settings.console.enabled is None:
+        log.warning(
+            "Slack/PagerDuty delivery is not available in this version; alerts go to the console sink"
         )
-    return sinks
+        return [console]
+    return []
 
 
 def build_pipeline(
