@@ -6,19 +6,30 @@ Check kinds and the facts they publish:
   ``value`` (the largest), ``values`` ([{labels, value}], largest first), ``series``, ``empty``.
 - ``range`` (``query``, ``minutes`` = 60, ``step``, ``unit``): ``first``, ``last``, ``min``,
   ``max``, ``trend`` (rising | falling | flat), ``points``, ``samples`` ([[unix, value]]).
-- ``alert_expression``: the expression from the alert's ``generatorURL``, now and over
-  the last hour: ``firing_now`` (it still returns series), ``value`` and the range facts.
+- ``alert_expression`` (``minutes`` = 60, ``unit``): the expression from the alert's
+  ``generatorURL``, now and over the last hour: ``firing_now`` (it still returns series),
+  ``value`` (the measured side now, worst series), ``threshold`` and ``operator`` (when the
+  expression ends in a comparison with a constant), and the range facts of the measured side.
+
+Every kind also publishes ``warnings``: what Prometheus warned about (empty when all is well).
+NaN values are ``None`` in facts and "NaN" in findings; ±Inf stay floats.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from router.classify.exprfacts import constant
+from router.classify.promql import parse
+from router.classify.promql_ast import BinaryExpr
+from router.classify.promql_lexer import PromQLError, tokenize
 from router.config import PrometheusSettings
 from router.diagnose.base import AlertContext, Check, CheckOutcome, ProviderError
 from router.diagnose.units import format_value
@@ -27,9 +38,26 @@ from router.triage import Evidence, Finding
 
 MAX_POINTS = 240
 NAME = "Prometheus"
+TREND_TOLERANCE = 0.2  # |last - first| below this share of (max - min) is "flat"
+_FLIPPED = {">": "<", "<": ">", ">=": "<=", "<=": ">=", "==": "==", "!=": "!="}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """An expression ``measured > value``: what is measured, and the line it must not cross."""
+
+    measured: str
+    operator: str
+    value: float
+
+    @property
+    def low_is_bad(self) -> bool:
+        return self.operator in ("<", "<=")
 
 
 class PrometheusProvider:
+    """Read-only queries against one Prometheus (or a compatible API: Thanos, Mimir…)."""
+
     name = "prometheus"
     kinds = frozenset({"query", "range", "alert_expression"})
 
@@ -38,15 +66,15 @@ class PrometheusProvider:
             raise ValueError("prometheus.url is not set")
         self.settings = settings
         self.redact = Redactor(secrets)
-        auth: httpx.Auth | None = None
+        self.redact.add(settings.token)
+        self.redact.add(settings.password)
         headers = {}
+        auth: httpx.Auth | None = None
         if settings.token is not None:
             headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
-            self.redact.add(settings.token)
         elif settings.username is not None:
             password = settings.password.get_secret_value() if settings.password else ""
             auth = httpx.BasicAuth(settings.username, password)
-            self.redact.add(settings.password)
         verify: Any = str(settings.ca_file) if settings.ca_file else True
         if settings.insecure_skip_verify:
             verify = False
@@ -58,104 +86,185 @@ class PrometheusProvider:
         if check.kind == "query":
             return await self._query(check, context)
         if check.kind == "range":
-            return await self._range(check, context, check.params["query"])
-        return await self._alert_expression(check, context)
+            return await self._range(check, context)
+        if check.kind == "alert_expression":
+            return await self._alert_expression(check, context)
+        raise ProviderError(f"{NAME}: unknown check kind {check.kind!r}")
 
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def instant(self, query: str, context: AlertContext) -> list[dict[str, Any]]:
-        data = await self._get("/api/v1/query", {"query": query}, context)
-        return _series(data)
+    async def instant(self, query: str, context: AlertContext) -> tuple[list[dict], list[str]]:
+        """The series of an instant query, and Prometheus's warnings."""
+        data, warnings = await self._get("/api/v1/query", {"query": query}, context)
+        return _series(data), warnings
 
     async def range(
         self, query: str, minutes: float, step: float, context: AlertContext
-    ) -> list[dict]:
+    ) -> tuple[list[dict], list[str]]:
+        """The series of a range query ending now, and Prometheus's warnings."""
         end = time.time()
         params = {"query": query, "start": end - minutes * 60, "end": end, "step": step}
-        return _series(await self._get("/api/v1/query_range", params, context))
+        data, warnings = await self._get("/api/v1/query_range", params, context)
+        return _series(data), warnings
 
     async def _query(self, check: Check, context: AlertContext) -> CheckOutcome:
-        params = check.params
-        series = await self.instant(params["query"], context)
+        series, warnings = await self.instant(_required(check, "query"), context)
         values = sorted(
-            ({"labels": s["metric"], "value": _number(s["value"][1])} for s in series),
-            key=lambda v: -(v["value"] if v["value"] is not None else -math.inf),
+            ({"labels": s.get("metric", {}), "value": _number(s["value"][1])} for s in series),
+            key=lambda v: -_rank(v["value"]),
         )
         top = values[0]["value"] if values else None
-        facts = {"value": top, "values": values, "series": len(values), "empty": not values}
-        unit = params.get("unit", "")
-        title = check.title or "Query"
-        summary = f"{title}: {format_value(top, unit)}" if values else f"{title}: no data"
+        unit = _unit(check)
+        shown = f"{format_value(top, unit)}{_where(values)}" if values else "no data"
+        evidence = [_table(values, unit, _number_param(check, "limit", 10))] if values else []
+        warn, crit = _number_param(check, "warn_above"), _number_param(check, "crit_above")
         finding = Finding(
-            title=summary,
+            title=f"{check.title or 'Query'}: {shown}",
             source=self.name,
-            severity=_severity(top, params),
-            evidence=[_table(values, unit, int(params.get("limit", 10)))]
-            if len(values) > 1
-            else [],
+            severity=_severity(top, warn, crit),
+            evidence=evidence + _warned(warnings),
         )
-        return CheckOutcome([finding], facts)
+        facts = {"value": top, "values": values, "series": len(values), "empty": not values}
+        return CheckOutcome([finding], {**facts, "warnings": warnings})
 
-    async def _range(self, check: Check, context: AlertContext, query: str) -> CheckOutcome:
-        minutes = float(check.params.get("minutes", 60))
-        step = float(check.params.get("step") or max(1.0, minutes * 60 / 120))
-        series = await self.range(query, minutes, step, context)
-        facts = _trend(series)
-        unit = check.params.get("unit", "")
-        if facts["points"]:
-            title = (
-                f"{check.title or 'Trend'}: {facts['trend']} from {format_value(facts['first'], unit)} "
-                f"to {format_value(facts['last'], unit)} over the last {minutes:g} min"
-            )
-        else:
-            title = f"{check.title or 'Trend'}: no data over the last {minutes:g} min"
-        return CheckOutcome([Finding(title=title, source=self.name)], facts)
+    async def _range(self, check: Check, context: AlertContext) -> CheckOutcome:
+        query = _required(check, "query")
+        minutes, step = _window(check)
+        series, warnings = await self.range(query, minutes, step, context)
+        facts = {**_trend(series), "warnings": warnings}
+        title = f"{check.title or 'Trend'}: {_describe(facts, minutes, _unit(check))}"
+        evidence = [_graph(query, facts)] if facts["points"] else []
+        finding = Finding(title=title, source=self.name, evidence=evidence + _warned(warnings))
+        return CheckOutcome([finding], facts)
 
     async def _alert_expression(self, check: Check, context: AlertContext) -> CheckOutcome:
         expression = context.alert.expression
         if not expression:
             raise ProviderError(f"{NAME}: the alert carries no expression (generatorURL)")
-        now = await self.instant(expression, context)
-        history = await self._range(check, context, expression)
-        value = max((_number(s["value"][1]) or -math.inf for s in now), default=None)
-        value = None if value in (None, -math.inf) else value
-        facts = {**history.facts, "firing_now": bool(now), "value": value}
-        if now:
-            title = f"Alert expression still true now ({len(now)} series, value {format_value(value, '')})"
-            severity = "warning"
-        else:
-            title, severity = "Alert expression no longer true now", "ok"
-        series = Evidence(
-            kind="series", label=expression, points=[tuple(p) for p in facts["samples"]]
+        threshold = split_threshold(expression)
+        measured = threshold.measured if threshold else expression
+        low_is_bad = bool(threshold and threshold.low_is_bad)
+        minutes, step = _window(check)
+        firing, current, history = await asyncio.gather(
+            self.instant(expression, context),
+            self.instant(measured, context) if threshold else _nothing(),
+            self.range(measured, minutes, step, context),
         )
-        findings = [
-            Finding(title=title, source=self.name, severity=severity, evidence=[series]),
-            *history.findings,
-        ]
-        return CheckOutcome(findings, facts)
+        now = current[0] if threshold else firing[0]
+        value = _worst([_number(s["value"][1]) for s in now], low_is_bad)
+        warnings = sorted({*firing[1], *current[1], *history[1]})
+        facts = {
+            **_trend(history[0], low_is_bad),
+            "firing_now": bool(firing[0]),
+            "value": value,
+            "threshold": threshold.value if threshold else None,
+            "operator": threshold.operator if threshold else None,
+            "warnings": warnings,
+        }
+        unit = _unit(check)
+        trend = Evidence(kind="text", label="last hour", text=_describe(facts, minutes, unit))
+        evidence = [trend, _graph(measured, facts)] if facts["points"] else []
+        finding = Finding(
+            title=_expression_title(facts, threshold, unit),
+            source=self.name,
+            severity="warning" if facts["firing_now"] else "ok",
+            evidence=evidence + _warned(warnings),
+        )
+        return CheckOutcome([finding], facts)
 
-    async def _get(self, path: str, params: dict[str, Any], context: AlertContext) -> Any:
-        timeout = max(0.05, min(self.settings.timeout_seconds, context.remaining()))
+    async def _get(
+        self, path: str, params: dict[str, Any], context: AlertContext
+    ) -> tuple[dict, list[str]]:
+        timeout = min(self.settings.timeout_seconds, context.remaining())
+        if timeout <= 0:
+            raise ProviderError(f"{NAME}: no time left before the alert's deadline")
         try:
             response = await self.client.get(path, params=params, timeout=timeout)
         except httpx.TimeoutException:
-            raise ProviderError(f"{NAME}: timed out after {timeout:.3g} s") from None
+            raise ProviderError(f"{NAME}: timed out after {_seconds(timeout)} s") from None
         except httpx.HTTPError as exc:
             raise ProviderError(self.redact(f"{NAME}: {_reason(exc)}")) from None
         return self._data(response)
 
-    def _data(self, response: httpx.Response) -> Any:
+    def _data(self, response: httpx.Response) -> tuple[dict, list[str]]:
         if response.status_code in (401, 403):
             raise ProviderError(f"{NAME}: {response.status_code} {response.reason_phrase}")
         try:
             body = response.json()
         except ValueError:
-            raise ProviderError(f"{NAME}: HTTP {response.status_code}, not a JSON answer") from None
+            body = None
+        if not isinstance(body, dict):
+            raise ProviderError(f"{NAME}: HTTP {response.status_code}, not a Prometheus API answer")
         if body.get("status") != "success":
             error = body.get("error") or f"HTTP {response.status_code}"
             raise ProviderError(self.redact(f"{NAME}: {error}"))
-        return body.get("data", {})
+        warnings = [self.redact(str(w)) for w in body.get("warnings") or []]
+        data = body.get("data")
+        return (data if isinstance(data, dict) else {}), warnings
+
+
+def split_threshold(expression: str) -> Threshold | None:
+    """``rate(x[5m]) > 0.05`` → measured ``rate(x[5m])``, ``>``, ``0.05``; else ``None``."""
+    try:
+        tree = parse(expression)
+        tokens = tokenize(expression)
+    except (PromQLError, RecursionError):
+        return None
+    if not isinstance(tree, BinaryExpr) or tree.op not in _FLIPPED:
+        return None
+    if tree.return_bool or tree.matching is not None:
+        return None
+    depth, position = 0, None
+    for token in tokens:
+        if token.is_op("(", "{", "["):
+            depth += 1
+        elif token.is_op(")", "}", "]"):
+            depth -= 1
+        elif depth == 0 and token.is_op(tree.op):
+            position = token.pos
+    if position is None:
+        return None
+    left, right = expression[:position].strip(), expression[position + len(tree.op) :].strip()
+    if (value := constant(tree.rhs)) is not None and left:
+        return Threshold(left, tree.op, value)
+    if (value := constant(tree.lhs)) is not None and right:
+        return Threshold(right, _FLIPPED[tree.op], value)
+    return None
+
+
+async def _nothing() -> tuple[list[dict], list[str]]:
+    return [], []
+
+
+def _required(check: Check, name: str) -> str:
+    value = check.params.get(name)
+    if not value or not isinstance(value, str):
+        raise ProviderError(f"{NAME}: check {check.id!r} needs a {name!r} parameter")
+    return value
+
+
+def _number_param(check: Check, name: str, default: float | None = None) -> Any:
+    value = check.params.get(name, default)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ProviderError(f"{NAME}: check {check.id!r}: {name} must be a number") from None
+    return int(number) if name == "limit" else number
+
+
+def _window(check: Check) -> tuple[float, float]:
+    minutes = _number_param(check, "minutes", 60.0)
+    if minutes <= 0:
+        raise ProviderError(f"{NAME}: check {check.id!r}: minutes must be positive")
+    step = _number_param(check, "step") or minutes * 60 / 120
+    return minutes, max(1.0, step)
+
+
+def _unit(check: Check) -> str:
+    return str(check.params.get("unit") or "")
 
 
 def _series(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -175,64 +284,126 @@ def _number(text: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _trend(series: list[dict[str, Any]]) -> dict[str, Any]:
-    """Trend of the series with the largest last value (the one that matters most)."""
+def _rank(value: float | None) -> float:
+    return -math.inf if value is None else value
+
+
+def _worst(values: list[float | None], low_is_bad: bool = False) -> float | None:
+    known = [v for v in values if v is not None]
+    return (min(known) if low_is_bad else max(known)) if known else None
+
+
+def _trend(series: list[dict[str, Any]], low_is_bad: bool = False) -> dict[str, Any]:
+    """Trend of the series whose last value is the worst (the one that matters most)."""
     best: list[list[float]] = []
     for s in series:
         points = [
             [float(t), v] for t, raw in s.get("values", []) if (v := _number(raw)) is not None
         ]
-        if points and (not best or points[-1][1] > best[-1][1]):
+        if points and (not best or _worse(points[-1][1], best[-1][1], low_is_bad)):
             best = points
     if not best:
-        return {
-            "points": 0,
-            "first": None,
-            "last": None,
-            "min": None,
-            "max": None,
-            "trend": "flat",
-            "samples": [],
-        }
+        empty = dict.fromkeys(("first", "last", "min", "max"))
+        return {**empty, "points": 0, "trend": "flat", "samples": []}
     values = [v for _, v in best]
     first, last, low, high = values[0], values[-1], min(values), max(values)
-    spread = max(high - low, abs(first) * 1e-9, 1e-12)
-    change = (last - first) / spread
-    trend = "rising" if change > 0.2 else "falling" if change < -0.2 else "flat"
     stride = max(1, math.ceil(len(best) / MAX_POINTS))
-    return {
-        "points": len(best),
-        "first": first,
-        "last": last,
-        "min": low,
-        "max": high,
-        "trend": trend,
-        "samples": best[::stride],
-    }
+    facts = {"first": first, "last": last, "min": low, "max": high}
+    trend = _direction(first, last, low, high)
+    return {**facts, "trend": trend, "points": len(best), "samples": best[::stride]}
 
 
-def _severity(value: float | None, params: dict[str, Any]) -> str:
+def _worse(value: float, than: float, low_is_bad: bool) -> bool:
+    return value < than if low_is_bad else value > than
+
+
+def _direction(first: float, last: float, low: float, high: float) -> str:
+    if not all(math.isfinite(v) for v in (first, last, low, high)):
+        return "rising" if last > first else "falling" if last < first else "flat"
+    spread = high - low
+    if spread <= max(abs(first), abs(last)) * 1e-9:
+        return "flat"
+    change = (last - first) / spread
+    return (
+        "rising" if change > TREND_TOLERANCE else "falling" if change < -TREND_TOLERANCE else "flat"
+    )
+
+
+def _describe(facts: dict[str, Any], minutes: float, unit: str) -> str:
+    """How the series moved: "rising from 1.2% to 6.5% over the last 60 min"."""
+    if not facts["points"]:
+        return f"no data over the last {minutes:g} min"
+    first, last = format_value(facts["first"], unit), format_value(facts["last"], unit)
+    if facts["trend"] == "flat":
+        return f"flat at about {last} over the last {minutes:g} min"
+    return f"{facts['trend']} from {first} to {last} over the last {minutes:g} min"
+
+
+def _expression_title(facts: dict[str, Any], threshold: Threshold | None, unit: str) -> str:
+    value = format_value(facts["value"], unit) if facts["value"] is not None else None
+    line = f"{threshold.operator} {format_value(threshold.value, unit)}" if threshold else ""
+    if facts["firing_now"]:
+        shown = f": {value}" if value is not None else ""
+        return f"Alert expression still true now{shown}" + (f" ({line})" if line else "")
+    if value is not None and line:
+        return f"Alert expression no longer true now: {value} (threshold {line})"
+    return "Alert expression no longer true now"
+
+
+def _severity(value: float | None, warn: float | None, crit: float | None) -> str:
     if value is None:
         return "info"
-    if params.get("crit_above") is not None and value > float(params["crit_above"]):
+    if crit is not None and value > crit:
         return "critical"
-    if params.get("warn_above") is not None and value > float(params["warn_above"]):
+    if warn is not None and value > warn:
         return "warning"
-    return "info"
+    return "info" if warn is None and crit is None else "ok"
+
+
+def _varying(values: list[dict[str, Any]]) -> list[str]:
+    """The labels whose values differ between series, so the table stays narrow."""
+    keys = sorted({k for v in values for k in v["labels"]})
+    return [k for k in keys if len({v["labels"].get(k) for v in values}) > 1]
+
+
+def _where(values: list[dict[str, Any]]) -> str:
+    """`` (pod=api-7d9c)``: which series the top value belongs to, when there are several."""
+    varying = _varying(values)[:3] if len(values) > 1 else []
+    labels = values[0]["labels"] if values else {}
+    return " (" + ", ".join(f"{k}={labels.get(k, '')}" for k in varying) + ")" if varying else ""
 
 
 def _table(values: list[dict[str, Any]], unit: str, limit: int) -> Evidence:
-    """Only the labels that differ between series, so the table stays narrow."""
-    keys = sorted({k for v in values for k in v["labels"]})
-    varying = [k for k in keys if len({v["labels"].get(k) for v in values}) > 1] or keys[:3]
+    if len(values) == 1:
+        labels = values[0]["labels"]
+        label = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "__name__")
+        return Evidence(kind="value", label=label, value=format_value(values[0]["value"], unit))
+    varying = _varying(values) or ["series"]
     rows = [
         [*(v["labels"].get(k, "") for k in varying), format_value(v["value"], unit)]
-        for v in values[:limit]
+        for v in values[: max(1, limit)]
     ]
-    return Evidence(kind="table", label="top series", columns=[*varying, "value"], rows=rows)
+    label = "top series" if len(values) <= limit else f"top {limit} of {len(values)} series"
+    return Evidence(kind="table", label=label, columns=[*varying, "value"], rows=rows)
+
+
+def _graph(query: str, facts: dict[str, Any]) -> Evidence:
+    return Evidence(kind="series", label=query, points=[(t, v) for t, v in facts["samples"]])
+
+
+def _warned(warnings: list[str]) -> list[Evidence]:
+    if not warnings:
+        return []
+    return [Evidence(kind="text", label="Prometheus warnings", text="\n".join(warnings))]
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _reason(exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.ConnectError):
         return "connection refused or host unreachable"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server closed the connection without an answer"
     return type(exc).__name__

@@ -1,4 +1,4 @@
-"""A real Prometheus (session-wide) scraping a test exporter, for the diagnostics tests."""
+"""The real Prometheus (session-wide) and test exporter, with traffic for the diagnostics tests."""
 
 from __future__ import annotations
 
@@ -7,14 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.prometheus import PrometheusServer, TestExporter, available
+from tests.harness.prometheus import TestExporter, exporter, prometheus
 
-
-@pytest.fixture(scope="session")
-def exporter() -> Iterator[TestExporter]:
-    served = TestExporter()
-    yield served
-    served.close()
+__all__ = ["exporter", "prometheus", "traffic"]
 
 
 @pytest.fixture(scope="session")
@@ -35,12 +30,3 @@ def traffic(exporter: TestExporter) -> Iterator[None]:
     yield
     stop.set()
     thread.join()
-
-
-@pytest.fixture(scope="session")
-def prometheus(exporter: TestExporter, traffic: None) -> Iterator[PrometheusServer]:
-    if not available():
-        pytest.skip("the prometheus binary is not installed (Debian package 'prometheus')")
-    server = PrometheusServer([f"127.0.0.1:{exporter.port}"])
-    yield server
-    server.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -15,9 +16,12 @@ from router.config import HttpProbe, HttpProbeSettings
 from router.diagnose.base import AlertContext, Check, ProviderError
 from router.diagnose.http_probe import HttpProbeProvider
 from router.triage import Classification
+from tests.procs import free_port
 
 
 class Service:
+    """/ok → 200, /fail → 503, /slow hangs, /moved → /ok, /away → another host, /big → 1 MiB."""
+
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
         service = self
@@ -27,16 +31,23 @@ class Service:
                 service.requests.append(("GET", self.path))
                 if self.path.startswith("/slow"):
                     time.sleep(3)
+                redirect = {"/moved": "/ok", "/away": "http://example.invalid/ok"}
+                body = b"x" * (1 << 20) if self.path == "/big" else b"ok"
                 code = 503 if self.path.startswith("/fail") else 200
+                code = 302 if self.path in redirect else code
                 self.send_response(code)
-                self.send_header("Content-Length", "2")
+                if code == 302:
+                    self.send_header("Location", redirect[self.path])
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                with contextlib.suppress(OSError):  # the prober stops reading: the point
+                    self.wfile.write(body)
 
             def log_message(self, *args: object) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -48,9 +59,12 @@ def service() -> Iterator[Service]:
     made.server.shutdown()
 
 
-def context(labels: dict[str, str]) -> AlertContext:
+def context(labels: dict[str, str], annotations: dict[str, str] | None = None) -> AlertContext:
     alert = Alert(
-        status="firing", labels={"alertname": "T", **labels}, startsAt="2026-11-22T03:00:00Z"
+        status="firing",
+        labels={"alertname": "T", **labels},
+        annotations=annotations or {},
+        startsAt="2026-11-22T03:00:00Z",
     )
     return AlertContext(alert, Classification(), datetime.now(UTC), time.monotonic() + 5)
 
@@ -75,9 +89,16 @@ async def test_probes_matching_the_alert_are_rendered_and_checked(service: Servi
     assert probes["/ok/shop"]["ok"] and probes["/ok/shop"]["status"] == 200
     assert probes["/fail"]["status"] == 503 and not probes["/fail"]["ok"]
     assert probes["/slow"]["error"] == "timed out after 0.5 s"
+    assert probes["/slow"]["latency_ms"] == pytest.approx(500, abs=300)
+    assert probes["/ok/shop"]["latency_ms"] < 400
     assert outcome.facts["failing"] == 2 and outcome.facts["all_ok"] is False
-    assert outcome.findings[0].title == "2 of 3 health probe(s) failing"
+    (finding,) = outcome.findings
+    assert finding.title == "2 of 3 health probes failing" and finding.severity == "warning"
+    table = finding.evidence[0]
+    assert table.columns == ["url", "status", "latency", "error"]
+    assert [row[1] for row in table.rows][-1] == "200"  # failing probes first
     assert all(method == "GET" for method, _ in service.requests)
+    assert not any(path == "/never" for _, path in service.requests)
 
 
 async def test_explicit_url_and_password_redaction(service: Service) -> None:
@@ -94,3 +115,69 @@ async def test_no_probe_for_the_alert_is_a_clear_error() -> None:
     with pytest.raises(ProviderError, match="no health URL"):
         await provider.run(Check("h", "http", "probe", ""), context({"service": "api"}))
     await provider.close()
+
+
+async def test_redirects_are_followed_only_on_the_same_host(service: Service) -> None:
+    provider = HttpProbeProvider(HttpProbeSettings())
+    check = Check(
+        "h", "http", "probe", "", {"url": [service.base + "/moved", service.base + "/away"]}
+    )
+    outcome = await provider.run(check, context({}))
+    await provider.close()
+    moved, away = outcome.facts["probes"]
+    assert moved["status"] == 200 and moved["ok"]
+    assert away["status"] == 302 and not away["ok"]
+    assert away["error"] == "redirect to example.invalid not followed"
+    assert ("GET", "/ok") in service.requests
+
+
+async def test_a_big_body_is_not_read_whole_and_a_closed_port_fails_fast(service) -> None:
+    provider = HttpProbeProvider(HttpProbeSettings(timeout_seconds=2))
+    closed = f"http://127.0.0.1:{free_port()}/healthz"
+    check = Check("h", "http", "probe", "", {"url": [service.base + "/big", closed]})
+    outcome = await provider.run(check, context({}))
+    await provider.close()
+    big, down = outcome.facts["probes"]
+    assert big["ok"] and big["latency_ms"] < 1000
+    assert down["status"] is None and down["error"] == "connection refused or host unreachable"
+    assert outcome.findings[0].title == "1 of 2 health probes failing"
+
+
+async def test_templates_read_annotations_and_a_missing_label_skips_the_probe(service) -> None:
+    settings = HttpProbeSettings(
+        probes=[
+            HttpProbe(url=service.base + "{{ annotations.health_path }}"),
+            HttpProbe(url=service.base + "/ok/{{ labels.namespace }}"),
+        ]
+    )
+    provider = HttpProbeProvider(settings)
+    outcome = await provider.run(
+        Check("h", "http", "probe", ""), context({}, {"health_path": "/ok"})
+    )
+    assert [p["url"] for p in outcome.facts["probes"]] == [service.base + "/ok"]
+    (skipped,) = outcome.facts["skipped"]
+    assert skipped["url"].endswith("/ok/{{ labels.namespace }}")
+    assert "UndefinedError" in skipped["error"] and "namespace" in skipped["error"]
+    assert outcome.findings[0].evidence[-1].label == "skipped probes"
+    with pytest.raises(ProviderError, match=r"no health URL.*namespace"):
+        await provider.run(Check("h", "http", "probe", ""), context({}, {}))
+    await provider.close()
+    assert not any("{{" in path or path == "/ok/" for _, path in service.requests)
+
+
+@pytest.mark.parametrize(
+    "template", ["{{ labels.__class__ }}", "{{ labels['__class__'] }}", "{{ ''.__class__ }}"]
+)
+def test_a_private_attribute_in_a_url_template_is_refused_at_load(template: str) -> None:
+    settings = HttpProbeSettings(probes=[HttpProbe(url="http://h/" + template)])
+    with pytest.raises(ValueError, match="unsafe attribute '__class__'"):
+        HttpProbeProvider(settings)
+
+
+async def test_the_sandbox_refuses_what_slips_past_the_load_check(service: Service) -> None:
+    template = service.base + "/ok/{{ labels | attr('__class__') }}"
+    provider = HttpProbeProvider(HttpProbeSettings(probes=[HttpProbe(url=template)]))
+    with pytest.raises(ProviderError, match="SecurityError"):
+        await provider.run(Check("h", "http", "probe", ""), context({}))
+    await provider.close()
+    assert service.requests == []
