@@ -129,4 +129,5 @@ def configure_logging(
         for old in list(server_logger.handlers):
             server_logger.removeHandler(old)
         server_logger.propagate = True
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # the PagerDuty client: a line per call
     return handler

@@ -24,7 +24,7 @@ from router.metrics import Metrics
 from router.pipeline import Pipeline, Sink
 from router.redact import Redactor, secret_values
 from router.sinks.console import ConsoleSink
-from router.store import StoreUnavailable, open_store
+from router.store import Store, StoreUnavailable, open_store
 from router.triage import TriageResult
 from router.web.app import create_app
 from router.worker import WorkerOptions, Workers
@@ -64,25 +64,43 @@ def check(settings: Settings) -> tuple[list[ConfigError], str]:
         f"ok: {len(components.rules.rules)} rules, "
         f"{len(list(components.library.sections()))} runbook sections, "
         f"{len(components.playbooks.names())} playbooks, "
-        f"sinks: {', '.join(s.name for s in build_sinks(settings))}"
+        f"sinks: {', '.join(sink_names(settings)) or 'none'}"
     )
     return problems, summary
 
 
-def build_sinks(settings: Settings) -> list[Sink]:
-    """The configured sinks. Slack and PagerDuty delivery are not built yet (issue #5): until
-    they are, a configured token does not leave alerts without a destination."""
-    console = ConsoleSink(
-        settings.templates, format=settings.console.format, path=settings.console.path
+def sink_names(settings: Settings) -> list[str]:
+    """The sinks the settings turn on, in delivery order."""
+    names = ["slack"] if settings.slack.bot_token else []
+    names += (
+        ["pagerduty"] if settings.pagerduty.routing_key or settings.pagerduty.routing_keys else []
     )
-    if settings.console_enabled:
-        return [console]
-    if settings.console.enabled is None:
-        log.warning(
-            "Slack/PagerDuty delivery is not available in this version; alerts go to the console sink"
-        )
-        return [console]
-    return []
+    return names + (["console"] if settings.console_enabled else [])
+
+
+def build_sinks(settings: Settings, store: Store) -> list[Sink]:
+    secrets = secret_values(settings)
+    sinks: list[Sink] = []
+    for name in sink_names(settings):
+        if name == "slack":
+            from router.sinks.slack import SlackSink
+
+            sinks.append(SlackSink(settings.slack, store, settings.templates, secrets=secrets))
+        elif name == "pagerduty":
+            from router.sinks.pagerduty import PagerDutySink
+
+            sinks.append(PagerDutySink(settings.pagerduty, store, secrets=secrets))
+        else:
+            console = settings.console
+            sinks.append(ConsoleSink(settings.templates, format=console.format, path=console.path))
+    return sinks
+
+
+async def close_sinks(sinks: list[Sink]) -> None:
+    for sink in sinks:
+        close = getattr(sink, "aclose", None) or getattr(sink, "close", None)
+        if close is not None:
+            await close()
 
 
 def build_pipeline(
@@ -138,7 +156,7 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
         raise ConfigError("database", None, f"cannot open the state store: {exc}") from None
     metrics = Metrics()
     providers = build_providers(settings, secret_values(settings))
-    pipeline = build_pipeline(settings, components, build_sinks(settings), providers)
+    pipeline = build_pipeline(settings, components, build_sinks(settings, store), providers)
     workers = Workers(store, pipeline, metrics, _worker_options(settings))
     app = create_app(
         settings,
@@ -163,6 +181,7 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     finally:
         app.state.accepting = False
         await workers.stop()
+        await close_sinks(pipeline.sinks)
         await asyncio.gather(*(p.close() for p in providers.values()))
         await store.close()
         log.info("runbook-router stopped")

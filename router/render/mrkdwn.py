@@ -1,0 +1,166 @@
+"""Markdown (CommonMark + tables) → Slack ``mrkdwn``, by walking markdown-it's syntax tree.
+
+Slack's dialect differs from markdown: ``*bold*``, ``_italic_``, ``~strike~``,
+``<url|text>`` links, no headings and no tables. Headings become bold lines,
+tables become aligned monospace text inside a code block, lists keep their bullets,
+numbers and nesting, and ``&``, ``<`` and ``>`` are escaped everywhere.
+
+:func:`blocks` returns the top-level blocks one by one, so a long document can be
+split between messages at block boundaries; :func:`to_mrkdwn` joins them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from markdown_it import MarkdownIt
+from markdown_it.tree import SyntaxTreeNode
+
+Kind = Literal["heading", "paragraph", "code", "list", "table", "quote", "rule"]
+
+_MD = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+_BULLETS = ("•", "◦", "▪")
+_INDENT = "    "
+_LINK_SCHEMES = ("http://", "https://", "mailto:")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One top-level block of converted text; ``code`` blocks are fenced with three backticks."""
+
+    kind: Kind
+    text: str
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack treats as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_mrkdwn(markdown: str) -> str:
+    """The whole document as mrkdwn, blocks separated by a blank line."""
+    return "\n\n".join(b.text for b in blocks(markdown))
+
+
+def blocks(markdown: str) -> list[Block]:
+    """The document's top-level blocks, each converted to mrkdwn."""
+    root = SyntaxTreeNode(_MD.parse(markdown))
+    out = [_block(node) for node in root.children]
+    return [b for b in out if b.text.strip()]
+
+
+def _block(node: SyntaxTreeNode) -> Block:
+    kind = node.type
+    if kind == "heading":
+        return Block("heading", f"*{_inline(node, plain_bold=True)}*")
+    if kind in ("fence", "code_block"):
+        return Block("code", fence(node.content))
+    if kind in ("bullet_list", "ordered_list"):
+        return Block("list", "\n".join(_list(node, 0)))
+    if kind == "table":
+        return Block("table", fence(_table(node)))
+    if kind == "blockquote":
+        inner = "\n\n".join(_block(child).text for child in node.children)
+        return Block("quote", "\n".join(f"> {line}" if line else ">" for line in inner.split("\n")))
+    if kind == "hr":
+        return Block("rule", "──────────")
+    if kind == "html_block":
+        return Block("paragraph", escape(node.content.strip()))
+    return Block("paragraph", _inline(node))
+
+
+def fence(code: str) -> str:
+    """A code block: escaped, fenced on lines of their own."""
+    body = escape(code.rstrip("\n"))
+    return f"```\n{body}\n```"
+
+
+def _list(node: SyntaxTreeNode, depth: int) -> list[str]:
+    ordered = node.type == "ordered_list"
+    number = int(node.attrs.get("start", 1) or 1) if ordered else 0
+    lines: list[str] = []
+    for index, item in enumerate(node.children):
+        marker = f"{number + index}." if ordered else _BULLETS[depth % len(_BULLETS)]
+        lines.extend(_item(item, marker, depth))
+    return lines
+
+
+def _item(item: SyntaxTreeNode, marker: str, depth: int) -> list[str]:
+    pad = _INDENT * depth
+    lines: list[str] = []
+    for child in item.children:
+        if child.type in ("bullet_list", "ordered_list"):
+            lines.extend(_list(child, depth + 1))
+            continue
+        text = _block(child).text
+        for line in text.split("\n"):
+            prefix = f"{pad}{marker} " if not lines else f"{pad}{' ' * (len(marker) + 1)}"
+            lines.append(prefix + line)
+    return lines or [f"{pad}{marker}"]
+
+
+def _table(node: SyntaxTreeNode) -> str:
+    rows = [
+        [_inline(cell, plain=True) for cell in row.children]
+        for section in node.children
+        for row in section.children
+    ]
+    if not rows:
+        return ""
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    sizes = [max(len(r[i]) for r in rows) for i in range(width)]
+    lines = [" | ".join(cell.ljust(sizes[i]) for i, cell in enumerate(r)).rstrip() for r in rows]
+    lines.insert(1, "-+-".join("-" * s for s in sizes))
+    return "\n".join(lines)
+
+
+def _inline(node: SyntaxTreeNode, *, plain: bool = False, plain_bold: bool = False) -> str:
+    """Inline content of a block; ``plain`` drops all formatting (for table cells)."""
+    return "".join(_span(child, plain, plain_bold) for child in _inline_children(node))
+
+
+def _inline_children(node: SyntaxTreeNode) -> list[SyntaxTreeNode]:
+    if node.type == "inline":
+        return node.children
+    out: list[SyntaxTreeNode] = []
+    for child in node.children:
+        out.extend(_inline_children(child) if child.type != "text" else [child])
+    return out
+
+
+def _span(node: SyntaxTreeNode, plain: bool, plain_bold: bool) -> str:
+    kind = node.type
+    if kind == "text":
+        return node.content if plain else escape(node.content)
+    if kind == "softbreak":
+        return " "
+    if kind == "hardbreak":
+        return " " if plain else "\n"
+    if kind == "code_inline":
+        return node.content if plain else f"`{escape(node.content)}`"
+    if kind == "html_inline":
+        return node.content if plain else escape(node.content)
+    inner = "".join(_span(c, plain, plain_bold) for c in node.children)
+    if plain:
+        return inner
+    if kind == "strong":
+        return inner if plain_bold else f"*{inner}*"
+    if kind == "em":
+        return f"_{inner}_"
+    if kind == "s":
+        return f"~{inner}~"
+    if kind in ("link", "image"):
+        return _link(str(node.attrs.get("href") or node.attrs.get("src") or ""), inner, node)
+    return inner
+
+
+def _link(url: str, text: str, node: SyntaxTreeNode) -> str:
+    if node.type == "image":
+        text = escape(node.content or "") or text
+    if not url.startswith(_LINK_SCHEMES):
+        return text  # a relative link means nothing in Slack
+    label = text.replace("|", "¦") or escape(url)
+    target = url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E").replace("&", "&amp;")
+    return f"<{target}|{label}>"

@@ -1,0 +1,136 @@
+"""The Slack Web API as the sink uses it: slack-sdk's async client, errors as DeliveryError.
+
+The client's own retry handlers are off: the outbox retries, with backoff, and
+knows when to stop. Nothing raised or logged from here carries the bot token.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from router.sinks import DeliveryError
+
+PERMANENT = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "msg_too_long",
+        "invalid_blocks",
+        "invalid_attachments",
+        "invalid_arguments",
+        "invalid_metadata_format",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "thread_not_found",
+    }
+)
+TRANSIENT = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
+_LIST_PAGES = 10
+
+
+class SlackApi:
+    """One bot token's client; ``call`` returns the response body or raises DeliveryError."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str,
+        timeout: float,
+        redact: Callable[[str], str],
+    ) -> None:
+        self.client = AsyncWebClient(
+            token=token,
+            base_url=base_url,
+            timeout=timeout,  # type: ignore[arg-type]  # aiohttp takes a float
+            retry_handlers=[],
+        )
+        self.timeout = timeout
+        self.redact = redact
+        self._channel_ids: dict[str, str] = {}
+
+    async def call(self, method: str, **arguments: Any) -> dict[str, Any]:
+        """Call ``chat_postMessage`` (etc.) with ``arguments``; map every failure."""
+        name = method.replace("_", ".", 1)
+        try:
+            response = await getattr(self.client, method)(**arguments)
+        except SlackApiError as exc:
+            raise api_error(name, exc.response.status_code, exc.response) from None
+        except TimeoutError:
+            raise DeliveryError(f"{name}: no answer within {self.timeout:g} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            reason = f"{name}: {type(exc).__name__}: {exc}"
+            raise DeliveryError(self.redact(reason)) from None
+        except SlackClientError as exc:  # e.g. the upload URL refused the file
+            raise DeliveryError(self.redact(f"{name}: {exc}")) from None
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    def remember(self, name: str, channel_id: str) -> None:
+        self._channel_ids[name.lstrip("#")] = channel_id
+
+    async def channel_id(self, channel: str) -> str:
+        """The ID of a channel given by ID or by name (names are looked up once, then cached)."""
+        if _CHANNEL_ID.fullmatch(channel):
+            return channel
+        name = channel.lstrip("#")
+        if name not in self._channel_ids:
+            await self._list_channels()
+        if name not in self._channel_ids:
+            raise DeliveryError("channel_not_found", permanent=True)
+        return self._channel_ids[name]
+
+    async def _list_channels(self) -> None:
+        cursor = None
+        for _ in range(_LIST_PAGES):
+            body = await self.call(
+                "conversations_list",
+                types="public_channel,private_channel",
+                exclude_archived=True,
+                limit=1000,
+                cursor=cursor,
+            )
+            for item in body.get("channels", []):
+                self._channel_ids[item["name"]] = item["id"]
+            cursor = (body.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+
+
+def api_error(name: str, status: int, response: Any) -> DeliveryError:
+    """A failed call as a DeliveryError: the Slack error code, or the HTTP status."""
+    data = response.data if isinstance(response.data, dict) else {}
+    error = str(data.get("error") or "")
+    if status == 429 or error == "ratelimited":
+        return DeliveryError(f"{name}: ratelimited", retry_after=_retry_after(response.headers))
+    if status >= 500:
+        return DeliveryError(f"{name}: HTTP {status}" + (f" {error}" if error else ""))
+    if error in TRANSIENT:
+        return DeliveryError(f"{name}: {error}")
+    if error:
+        return DeliveryError(error, permanent=True)
+    return DeliveryError(f"{name}: HTTP {status}", permanent=400 <= status < 500)
+
+
+def _retry_after(headers: Any) -> float:
+    try:
+        return max(0.0, float((headers or {}).get("Retry-After", 1)))
+    except (TypeError, ValueError):
+        return 1.0
