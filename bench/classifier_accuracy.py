@@ -1,10 +1,13 @@
 """Measure the classifier on a corpus of real alerting rules.
 
-Usage: ``.venv/bin/python bench/classifier_accuracy.py [CORPUS.yaml] [--quiet]``
+Usage: ``.venv/bin/python bench/classifier_accuracy.py [CORPUS.yaml] [--quiet] [--library DIR]``
 
 Each corpus entry becomes a firing Alert (labels = static + example_from_expr +
 alertname; the expression goes into ``generatorURL``), classified with the default
-rules and an empty runbook index. ``other`` in the corpus means ``unclassified``.
+rules and an empty runbook index, or with the runbook library in ``--library DIR``
+(whose declarations and ``runbook_url`` targets also classify). ``other`` (or
+``unclassified``) in the corpus means ``unclassified``; an optional ``reason`` per
+entry (as in ``bench/heldout_alerts.yaml``) is printed with each miss.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from router.alerts import Alert  # noqa: E402
 from router.classify import EmptyRunbookIndex, EvidenceClassifier, load_rules  # noqa: E402
+from router.library import RunbookLibrary  # noqa: E402
+from router.pipeline import RunbookIndex  # noqa: E402
 from router.triage import Classification  # noqa: E402
 
 DEFAULT_CORPUS = REPO_ROOT / ".." / "shared" / "eval" / "alert_rules_corpus.yaml"
@@ -57,15 +62,21 @@ def alert_from_entry(entry: dict) -> Alert:
     )
 
 
-def run(corpus: Path) -> list[Outcome]:
+def run(corpus: Path, library: Path | None = None) -> list[Outcome]:
     entries = yaml.safe_load(corpus.read_text(encoding="utf-8")) or []
-    classifier = EvidenceClassifier(load_rules([REPO_ROOT / "rules"]), EmptyRunbookIndex())
+    index: RunbookIndex = RunbookLibrary.load([library]) if library else EmptyRunbookIndex()
+    classifier = EvidenceClassifier(load_rules([REPO_ROOT / "rules"]), index)
     outcomes = []
     for entry in entries:
         result = classifier.classify(alert_from_entry(entry))
-        predicted = "other" if result.category == "unclassified" else result.category
-        outcomes.append(Outcome(entry, entry["expected_category"], predicted, result))
+        outcomes.append(
+            Outcome(entry, _other(entry["expected_category"]), _other(result.category), result)
+        )
     return outcomes
+
+
+def _other(category: str) -> str:
+    return "other" if category == "unclassified" else category
 
 
 def accuracy(outcomes: list[Outcome]) -> str:
@@ -112,6 +123,8 @@ def print_misses(outcomes: list[Outcome]) -> None:
         print(f"\n- {o.entry['alertname']}: expected {o.expected}, got {o.predicted} "
               f"by {o.classification.matched_by}{flags}")  # fmt: skip
         print(f"  expr: {' '.join(str(o.entry.get('expr', '')).split())[:300]}")
+        if o.entry.get("reason"):
+            print(f"  expected because: {o.entry['reason']}")
         for reason in o.classification.reasons:
             print(f"  · {reason}")
 
@@ -120,11 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--quiet", action="store_true", help="do not list the misses")
+    parser.add_argument(
+        "--library", type=Path, metavar="DIR", help="classify with this runbook library"
+    )
     args = parser.parse_args(argv)
     if not args.corpus.exists():
         print(f"corpus not found: {args.corpus}", file=sys.stderr)
         return 2
-    report(run(args.corpus), args.quiet)
+    if args.library is not None and not args.library.is_dir():
+        print(f"runbook library not found: {args.library}", file=sys.stderr)
+        return 2
+    report(run(args.corpus, args.library), args.quiet)
     return 0
 
 

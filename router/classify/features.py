@@ -75,24 +75,48 @@ def _error_ratio(facts: ExprFacts) -> str | None:
 
 
 def _connection_limit(facts: ExprFacts) -> str | None:
-    """A connection limit, read together with a connection count."""
-    counts = (mw.is_connection_count(u) or mw.is_other_connections(u) for u in facts.uses)
-    if not any(counts):
-        return None
-    return next((use.name for use in facts.uses if mw.is_limit(use)), None)
+    """A connection limit read together with a connection count.
 
-
-def _connections_falling(facts: ExprFacts) -> str | None:
-    """A connection count that fires when low, and is not also a ratio's numerator that rises."""
-    rising = {use.name for use in facts.uses if use.rises}
+    With a database count, any limit; with another count, only a limit on connections
+    (``max_connections``), not a load balancer's ``limit_sessions`` or ``max_threads``.
+    """
+    db_count = any(mw.is_connection_count(u) for u in facts.uses)
+    other_count = any(mw.is_other_connections(u) for u in facts.uses)
     for use in facts.uses:
-        if mw.is_connection_count(use) and use.falls and use.name not in rising:
+        if mw.is_limit(use) and (db_count or (other_count and mw.limits_connections(use))):
             return use.name
     return None
 
 
+def _connections_falling(facts: ExprFacts) -> str | None:
+    """A connection count that fires when low (too few), not spare capacity running out.
+
+    A ratio's denominator (``used / (used + free)``, ``active / pool_size``) is a total
+    or a limit, and spare capacity falling is saturation: neither is "too few".
+    """
+    rising = {use.name for use in facts.uses if use.rises}
+    for use in facts.uses:
+        low = mw.is_connection_count(use) and use.falls and not mw.is_headroom(use)
+        if low and use.role != "denominator" and use.name not in rising:
+            return use.name
+    return None
+
+
+def _headroom_falling(use: SelectorUse) -> bool:
+    return mw.is_connection_count(use) and mw.is_headroom(use) and use.falls
+
+
 def _is_histogram_quantile(use: SelectorUse) -> bool:
     return use.name.endswith("_bucket") and "histogram_quantile" in use.functions
+
+
+def _is_summary_timer(use: SelectorUse) -> bool:
+    quantile = any(m.name == "quantile" for m in use.matchers)
+    return (quantile and mw.is_timing(use)) or mw.is_request_summary(use)
+
+
+def _is_background_timing(use: SelectorUse) -> bool:
+    return mw.is_timing(use) and mw.is_background(use)
 
 
 def _is_timing_gauge(use: SelectorUse) -> bool:
@@ -109,17 +133,24 @@ FEATURES: tuple[Feature, ...] = (
             any_use(lambda u: _is_histogram_quantile(u) and mw.is_timing(u))),
     Feature("latency_average", "latency", 3, "average latency {subject}", _average_latency),
     Feature("latency_summary", "latency", 3, "summary quantile of {subject}",
-            any_use(lambda u: mw.is_timing(u) and any(m.name == "quantile" for m in u.matchers))),
+            any_use(_is_summary_timer)),
     Feature("latency_gauge", "latency", 2, "duration {subject} above a threshold",
             any_use(_is_timing_gauge)),
     Feature("latency_burn_rate", "latency", 3, "latency SLO burn rate {subject}",
             any_use(lambda u: mw.is_burn_rate(u) and mw.mentions_latency(u))),
+    Feature("slow_requests", "latency", 2, "slow request counter {subject}",
+            any_use(lambda u: mw.is_slow_requests(u) and not u.falls)),
     Feature("io_metric", "latency", -3, "disk / I/O metric {subject}", any_use(mw.is_io)),
+    Feature("background_timing", "latency", -4,
+            "{subject} times background work (GC, jobs, rule evaluation), not requests",
+            any_use(_is_background_timing)),
     # error_rate
     Feature("server_errors", "error_rate", 3, "{subject} selects server errors",
             any_matcher(mw.server_error_matcher)),
     Feature("server_error_ratio", "error_rate", 1, "ratio with {subject} as numerator",
             any_matcher(lambda u: mw.server_error_matcher(u) if u.role == "numerator" else None)),
+    Feature("failed_requests", "error_rate", 3, "{subject} selects failed requests",
+            any_matcher(lambda u: mw.failure_matcher(u) if mw.is_requests(u) else None)),
     Feature("client_errors", "error_rate", -4, "{subject} selects only 4xx client errors",
             any_matcher(mw.client_error_matcher)),
     Feature("error_ratio", "error_rate", 2.5, "request error ratio {subject}", _error_ratio),
@@ -138,6 +169,10 @@ FEATURES: tuple[Feature, ...] = (
             any_use(mw.is_other_connections)),
     Feature("connections_rising", "db_saturation", 1, "{subject} rising above a threshold",
             any_use(lambda u: mw.is_connection_count(u) and u.rises)),
+    Feature("pool_wait", "db_saturation", 2, "{subject} waits for a pooled connection",
+            any_use(lambda u: mw.is_pool_wait(u) and not u.falls)),
+    Feature("headroom_falling", "db_saturation", 1, "spare connections {subject} running out",
+            any_use(_headroom_falling)),
     Feature("connections_falling", "db_saturation", -4, "{subject} below a threshold (too few)",
             _connections_falling),
     Feature("replication_lag", "db_saturation", -3, "replication metric {subject}",
