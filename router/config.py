@@ -207,6 +207,9 @@ class Settings(BaseSettings):
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     rules: list[Path] = Field(default_factory=lambda: [BUILTIN_RULES])
     runbooks: list[Path] = Field(default_factory=lambda: [BUILTIN_RUNBOOKS])
+    # Where people read the runbooks, e.g. https://github.com/acme/runbooks/blob/main:
+    # links in Slack and PagerDuty become {runbooks_base_url}/{path}#{anchor}.
+    runbooks_base_url: str | None = Field(default=None, pattern=r"^https?://")
     templates: Path = BUILTIN_TEMPLATES
     slack: SlackSettings = Field(default_factory=SlackSettings)
     pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
@@ -224,7 +227,8 @@ class Settings(BaseSettings):
     def console_enabled(self) -> bool:
         if self.console.enabled is not None:
             return self.console.enabled
-        return self.slack.bot_token is None and self.pagerduty.routing_key is None
+        pagerduty = self.pagerduty.routing_key is not None or bool(self.pagerduty.routing_keys)
+        return self.slack.bot_token is None and not pagerduty
 
     @classmethod
     def settings_customise_sources(

@@ -82,6 +82,9 @@ class Sink(Protocol):
     async def already_delivered(self, delivery: Delivery) -> bool:
         """Whether an attempt interrupted by a crash got through (checked before re-sending)."""
 
+    async def aclose(self) -> None:
+        """Release clients and flush what is pending; called once on shutdown."""
+
 
 @dataclass
 class Pipeline:

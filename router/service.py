@@ -46,7 +46,7 @@ class Components:
 
 def load_components(settings: Settings) -> Components:
     """Load runbooks, playbooks and rules; raises :class:`ConfigError` naming the file and line."""
-    library = RunbookLibrary.load(settings.runbooks)
+    library = RunbookLibrary.load(settings.runbooks, base_url=settings.runbooks_base_url)
     playbooks = load_playbooks(with_builtins(settings.playbooks))
     rules = load_rules(settings.rules, playbooks=playbooks.names())
     classifier = EvidenceClassifier(rules, library)
@@ -60,6 +60,8 @@ def check(settings: Settings) -> tuple[list[ConfigError], str]:
     except ConfigError as exc:
         return [exc], ""
     problems = [*components.library.problems, *components.rules.check_runbooks(components.library)]
+    if "pagerduty" in sink_names(settings):
+        problems += components.rules.check_routing_keys(settings.pagerduty.routing_keys)
     summary = (
         f"ok: {len(components.rules.rules)} rules, "
         f"{len(list(components.library.sections()))} runbook sections, "
@@ -98,9 +100,10 @@ def build_sinks(settings: Settings, store: Store) -> list[Sink]:
 
 async def close_sinks(sinks: list[Sink]) -> None:
     for sink in sinks:
-        close = getattr(sink, "aclose", None) or getattr(sink, "close", None)
-        if close is not None:
-            await close()
+        try:
+            await sink.aclose()
+        except Exception:
+            log.exception("closing the %s sink failed", sink.name)
 
 
 def build_pipeline(

@@ -190,6 +190,25 @@ def test_check_reports_a_broken_runbook_link(capsys, tmp_path: Path) -> None:
     assert f"{book}:7:" in err and "rollbak" in err
 
 
+def test_check_reports_a_rule_naming_an_unconfigured_pagerduty_key(capsys, tmp_path: Path) -> None:
+    rules_file = write(
+        tmp_path / "rules" / "team.yaml",
+        "rules:\n  - name: db\n    matchers: ['alertname = A']\n    category: db_saturation\n"
+        "  - name: payments\n    matchers: ['alertname = B']\n    category: error_rate\n"
+        "    routing: {pagerduty_routing_key: payments}\n",
+    )
+    config = write(
+        tmp_path / "router.yaml",
+        "rules: [rules]\npagerduty:\n  routing_keys: {platform: R0000000000000000000000000000000}\n",
+    )
+    code, _, err = run(capsys, "check", "--config", str(config))
+    assert code == 1
+    assert f"{rules_file}:5:" in err and "'payments'" in err and "platform" in err
+    assert "R000000" not in err  # names only, never the keys
+    write(tmp_path / "router.yaml", "rules: [rules]\n")  # no PagerDuty: nothing to route
+    assert run(capsys, "check", "--config", str(config))[0] == 0
+
+
 def test_bad_config_file_is_reported_with_line(capsys, tmp_path: Path) -> None:
     config = write(tmp_path / "router.yaml", "worker:\n  count: many\n")
     code, _, err = run(capsys, "classify", "--config", str(config), "-")

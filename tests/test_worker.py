@@ -114,6 +114,9 @@ class RecordingSink:
     async def already_delivered(self, delivery: Delivery) -> bool:
         return False
 
+    async def aclose(self) -> None:
+        pass
+
 
 async def test_transient_failures_are_retried_until_delivered(store: Store) -> None:
     sink = RecordingSink([DeliveryError("HTTP 500", retry_after=0.05), DeliveryError("timeout")])

@@ -113,6 +113,22 @@ class RuleSet:
         return errors
 
 
+    def check_routing_keys(self, configured: Iterable[str]) -> list[ConfigError]:
+        """Errors for rules naming a PagerDuty routing key that ``pagerduty.routing_keys`` lacks."""
+        known = sorted(configured)
+        errors = []
+        for rule in self.rules:
+            name = rule.routing.pagerduty_routing_key
+            if name is not None and name not in known:
+                have = ", ".join(known) or "none"
+                message = (
+                    f"rule {rule.name!r}: pagerduty_routing_key {name!r} is not configured "
+                    f"in pagerduty.routing_keys (configured: {have})"
+                )
+                errors.append(ConfigError(rule.path, rule.line, message))
+        return errors
+
+
 def load_rules(paths: Iterable[Path | str], playbooks: Iterable[str] = ()) -> RuleSet:
     """Load and validate rules files (folders: every ``*.yaml``/``*.yml``, sorted).
 

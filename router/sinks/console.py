@@ -78,6 +78,9 @@ class ConsoleSink:
             return False
         return await asyncio.to_thread(_contains, self.path, delivery.key)
 
+    async def aclose(self) -> None:
+        """Nothing to release: every line is flushed as it is written."""
+
 
 def _contains(path: Path, key: str) -> bool:
     """Whether a complete record with this key is in the file (a torn last line is not)."""

@@ -126,7 +126,7 @@ class PagerDutySink:
         marker = render.note_marker(delivery.key)
         return any(marker in str(note.get("content", "")) for note in notes)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         for client in [*self._events.values(), self._rest]:
             if client is not None:
                 client.close()

@@ -89,7 +89,7 @@ async def make_sink(
 
     yield make
     for sink in made:
-        await sink.close()
+        await sink.aclose()
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ async def workers(server: FakePagerDutyServer, store: Store) -> AsyncIterator[Wo
     running.start()
     yield running
     await running.stop()
-    await sink.close()
+    await sink.aclose()
 
 
 async def ingest(store: Store, workers: Workers, alert: dict) -> None:
