@@ -98,9 +98,16 @@ class Pipeline:
 
     async def triage(self, result: TriageResult) -> TriageResult:
         """Classify, attach the runbook section and diagnose, under one deadline."""
+        return await self.diagnose(self.prepare(result))
+
+    def prepare(self, result: TriageResult) -> TriageResult:
+        """Classify and attach the runbook section (CPU only: no I/O, no awaiting)."""
         classification = self.classifier.classify(result.alert)
         runbook = self.runbooks.find(result.alert, classification)
-        result = result.model_copy(update={"classification": classification, "runbook": runbook})
+        return result.model_copy(update={"classification": classification, "runbook": runbook})
+
+    async def diagnose(self, result: TriageResult) -> TriageResult:
+        """Run the diagnostics for a prepared result, under one deadline."""
         deadline = time.monotonic() + self.deadline_seconds
         try:
             findings = await asyncio.wait_for(

@@ -15,7 +15,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from router.metrics import Metrics
@@ -32,6 +32,25 @@ log = logging.getLogger("router.worker")
 def backoff(attempt: int, base: float = 2.0, cap: float = 300.0) -> float:
     """Exponential backoff with full jitter: a random delay up to ``base * 2**(attempt-1)``."""
     return random.uniform(base / 2, min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+class Turns:
+    """CPU-bound steps take turns, one per event-loop iteration.
+
+    Classification, templating and rendering are CPU work; a batch of them run back
+    to back would keep the loop from reading webhooks for tens of milliseconds.
+    Taking turns lets whatever I/O is ready (a webhook waiting for its ack) run
+    between two steps.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[None]:
+        async with self._lock:
+            yield
+            await asyncio.sleep(0)
 
 
 @dataclass
@@ -57,6 +76,7 @@ class Workers:
     _tasks: list[asyncio.Task] = field(default_factory=list, init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _turns: Turns = field(default_factory=Turns, init=False)
 
     @property
     def running(self) -> bool:
@@ -139,8 +159,11 @@ class Workers:
 
     async def _triage(self, job: Job) -> Finished | _Failed:
         try:
-            result = await self.pipeline.triage(_initial_result(job))
-            return Finished(job, result.model_dump_json(), self.pipeline.render(result))
+            async with self._turns():
+                result = self.pipeline.prepare(_initial_result(job))
+            result = await self.pipeline.diagnose(result)
+            async with self._turns():
+                return Finished(job, result.model_dump_json(), self.pipeline.render(result))
         except Exception as exc:
             log.exception("triage of %s failed", job.alert.alertname)
             return _Failed(job, exc)

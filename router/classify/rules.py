@@ -112,7 +112,6 @@ class RuleSet:
                 errors.append(ConfigError(rule.path, rule.runbook_line or rule.line, message))
         return errors
 
-
     def check_routing_keys(self, configured: Iterable[str]) -> list[ConfigError]:
         """Errors for rules naming a PagerDuty routing key that ``pagerduty.routing_keys`` lacks."""
         known = sorted(configured)

@@ -2,7 +2,8 @@
 
 SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` so that a
 committed webhook survives a crash, and its writers are serialised in-process so
-they never fight over the database lock. PostgreSQL lets several replicas share
+they never fight over the database lock. Checkpoints (copying the WAL back into
+the database file) run in the background, never inside a writer's commit. PostgreSQL lets several replicas share
 one database. Every database error that a retry could cure surfaces as
 :class:`StoreUnavailable`, which the web layer turns into a 503.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,6 +31,8 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+log = logging.getLogger("router.store")
 
 
 class StoreUnavailable(Exception):
@@ -101,6 +105,42 @@ class WriteGate:
         self._held = False
 
 
+class Checkpoints:
+    """SQLite WAL checkpoints in the background, at most one per ``interval``.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses its threshold,
+    so one webhook in a few hundred would wait for megabytes to be copied and synced.
+    With it turned off, a ``PASSIVE`` checkpoint (which never blocks writers) runs on
+    its own connection after writes.
+    """
+
+    def __init__(self, engine: AsyncEngine, interval: float = 1.0) -> None:
+        self.engine, self.interval = engine, interval
+        self._task: asyncio.Task[None] | None = None
+
+    def written(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._later())
+
+    async def _later(self) -> None:
+        await asyncio.sleep(self.interval)
+        await self.run()
+
+    async def run(self) -> None:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except DBAPIError as exc:  # the next one will do; the WAL keeps everything
+            log.warning("SQLite checkpoint failed: %s", _describe(exc))
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            await self.run()
+
+
 class Database:
     """The engine plus a way to run read and write transactions safely on either backend."""
 
@@ -110,6 +150,8 @@ class Database:
         self.backend = parsed.get_backend_name()
         self._gate = WriteGate() if self.backend == "sqlite" else None
         self.engine: AsyncEngine = _create_engine(url, parsed.database, connect_timeout)
+        in_memory = parsed.database in (None, "", ":memory:")
+        self._checkpoints = Checkpoints(self.engine) if self._gate and not in_memory else None
 
     @property
     def is_postgres(self) -> bool:
@@ -128,6 +170,8 @@ class Database:
         gate = self._gate(urgent) if self._gate else contextlib.nullcontext()
         async with gate, self._guard(), self.engine.begin() as conn:
             yield conn
+        if self._checkpoints is not None:
+            self._checkpoints.written()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -146,6 +190,8 @@ class Database:
             raise StoreUnavailable(_describe(exc)) from exc
 
     async def close(self) -> None:
+        if self._checkpoints is not None:
+            await self._checkpoints.close()
         await self.engine.dispose()
 
 
@@ -172,6 +218,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         "journal_mode=WAL",
         "synchronous=FULL",
         "busy_timeout=5000",
+        "wal_autocheckpoint=0",  # see Checkpoints
         "foreign_keys=ON",
     ):
         cursor.execute(f"PRAGMA {pragma}")

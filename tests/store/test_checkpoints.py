@@ -1,0 +1,43 @@
+"""SQLite checkpoints: never inside a commit, always soon after one."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from router.store.database import Database
+
+
+def rows_in_main_file(db_path: Path, scratch: Path) -> int:
+    """Rows visible in the database file alone, without its WAL (what a checkpoint wrote)."""
+    shutil.copyfile(db_path, scratch)
+    with sqlite3.connect(scratch) as conn:
+        return conn.execute("SELECT count(*) FROM t").fetchone()[0]
+
+
+async def test_commits_leave_the_wal_and_a_background_checkpoint_copies_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "router.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        async with db.write() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        await asyncio.sleep(1.5)  # the first checkpoint: the table is in the main file
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1), (2), (3)"))
+        async with db.read() as conn:
+            assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 0
+        # Committed (visible through the WAL) but not yet copied: no commit checkpoints.
+        assert rows_in_main_file(path, tmp_path / "copy.db") == 0
+        deadline = time.monotonic() + 10
+        while rows_in_main_file(path, tmp_path / "copy.db") != 3:
+            assert time.monotonic() < deadline, "no checkpoint after the commit"
+            await asyncio.sleep(0.1)
+    finally:
+        await db.close()
