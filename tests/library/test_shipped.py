@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -109,17 +108,18 @@ def test_spec_example_url(shipped: RunbookLibrary) -> None:
     assert section is shipped.declared("LatencyP95Breaching")
 
 
-def test_a_thousand_sections_index_fast(tmp_path: Path) -> None:
-    body = "".join(
-        f"## {i}. Service {i} latency\n\n### Alert\n**Name**: `Service{i}LatencyHigh`\n\n"
-        f"### Fixes\nSee [next](#{i + 1}-service-{i + 1}-latency) and [rollback](r{i % 7}.md).\n\n"
-        for i in range(250)
-    )
+def test_a_thousand_sections_are_indexed_with_their_declarations(tmp_path: Path) -> None:
     for n in range(4):
+        body = "".join(
+            f"## {i}. Service {i} latency\n\n### Alert\n**Name**: `Team{n}Service{i}Slow`\n\n"
+            f"### Fixes\nSee [next](#{i + 1}-service-{i + 1}-latency) and [rollback](r{i % 7}.md).\n\n"
+            for i in range(250)
+        )
         (tmp_path / f"r{n}.md").write_text(f"# Team {n}\n\n{body}")
-    started = time.perf_counter()
-    library = RunbookLibrary.load([tmp_path])
-    elapsed = time.perf_counter() - started
+    library = RunbookLibrary.load([tmp_path])  # its speed is measured in bench/cost_growth.py
     assert len(library.sections()) >= 3000
-    assert library.declared("Service249LatencyHigh") is not None
-    assert elapsed < 1.0, f"indexing took {elapsed:.2f}s"
+    assert library.declared("Team3Service249Slow").path == "r3.md"
+    # Cross-links resolve; only the ones made to point nowhere are reported.
+    broken = ("r4.md", "r5.md", "r6.md", "#250-service-250-latency")
+    assert library.problems
+    assert all(any(name in str(p) for name in broken) for p in library.problems)
