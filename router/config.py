@@ -118,6 +118,10 @@ class PagerDutySettings(Section):
     api_url: str = "https://api.pagerduty.com"
     from_: str | None = Field(default=None, alias="from")
     webhook_secret: Secret = None
+    # more webhook secrets, accepted as well (while a secret is rotated)
+    webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    # a webhook's incident note re-runs diagnostics when the last run is older than this
+    findings_max_age_seconds: float = Field(default=300.0, ge=0)
     ca_file: Path | None = None  # trust a private CA (e.g. a TLS-intercepting proxy)
     timeout_seconds: float = Field(default=10.0, gt=0)
 

@@ -23,6 +23,7 @@ from router.logs import configure_logging
 from router.metrics import Metrics
 from router.pipeline import Pipeline, Sink
 from router.redact import Redactor, secret_values
+from router.retriage import Retriager, retriage_sinks
 from router.sinks.console import ConsoleSink
 from router.store import Store, StoreUnavailable, open_store
 from router.triage import TriageResult
@@ -159,14 +160,17 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
         raise ConfigError("database", None, f"cannot open the state store: {exc}") from None
     metrics = Metrics()
     providers = build_providers(settings, secret_values(settings))
-    pipeline = build_pipeline(settings, components, build_sinks(settings, store), providers)
+    sinks = [*build_sinks(settings, store), *retriage_sinks(settings)]
+    pipeline = build_pipeline(settings, components, sinks, providers)
     workers = Workers(store, pipeline, metrics, _worker_options(settings))
+    retriager = Retriager.for_service(settings, store, pipeline, on_queued=workers.wake)
     app = create_app(
         settings,
         store,
         metrics,
         readiness=lambda: _readiness(workers),
         on_ingest=workers.wake,
+        retriager=retriager,
     )
     server = _Server(
         uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
@@ -179,10 +183,12 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
         ", ".join(s.name for s in pipeline.sinks) or "none",
     )
     workers.start()
+    await retriager.start()
     try:
         await server.serve()
     finally:
         app.state.accepting = False
+        await retriager.close(settings.worker.shutdown_grace_seconds)
         await workers.stop()
         await close_sinks(pipeline.sinks)
         await asyncio.gather(*(p.close() for p in providers.values()))

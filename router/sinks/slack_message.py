@@ -128,6 +128,22 @@ class SlackMessages:
         text = self.text("change.mrkdwn", result)
         return {"text": kit.clip(text, kit.FALLBACK_TEXT), "blocks": [kit.section(text)]}
 
+    def retriage_replies(self, result: TriageResult, requested_by: str) -> list[JSON]:
+        """A re-run's thread replies: who asked, the category, then the fresh findings."""
+        head = self.text("retriage.mrkdwn", result, requested_by=requested_by)
+        details = _finding_details(result.findings) or [Block("paragraph", "_No findings._")]
+        title = f"Re-run diagnostics: {result.alert.alertname or 'alert'}"
+        return _replies([Block("paragraph", head), *details], title)
+
+    def retriage_response(self, result: TriageResult, requested_by: str) -> JSON:
+        """A re-run's answer to whoever asked (ephemeral, never replacing the alert message)."""
+        replies = self.retriage_replies(result, requested_by)
+        first = replies[0]
+        if len(replies) > 1:
+            more = kit.context("_More findings in the alert's thread._")
+            first = {**first, "blocks": kit.fit([*first["blocks"], more])}
+        return ephemeral(first)
+
     def storm(self, storm: Any) -> JSON:
         text = self.text("storm.mrkdwn", storm=storm)
         lines = "\n".join(escape(line) for line in storm.recent)
@@ -155,6 +171,12 @@ class SlackMessages:
             kit.divider(),
             *(kit.section(p) for p in kit.split([Block("paragraph", t) for t in summary if t])),
         ]
+
+
+def ephemeral(message: JSON | str) -> JSON:
+    """A ``response_url`` (or command response) message only the requester sees."""
+    body = {"text": message} if isinstance(message, str) else dict(message)
+    return {"response_type": "ephemeral", "replace_original": False, **body}
 
 
 def _runbook_text(result: TriageResult) -> str:

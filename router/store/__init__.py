@@ -2,7 +2,8 @@
 
 ``open_store(url)`` connects and migrates; the :class:`Store` it returns offers
 durable ingest and the job queue (``router.store.jobs``), the delivery
-outbox (``store.outbox``) and where each alert's messages live (``store.messages``).
+outbox (``store.outbox``), where each alert's messages live (``store.messages``),
+look-ups of stored alerts (``store.lookup``) and re-triage requests (``store.retriages``).
 """
 
 from __future__ import annotations
@@ -14,17 +15,22 @@ from sqlalchemy import text
 from router.store.database import Database, StoreUnavailable, normalise_url
 from router.store.ingest import Ingest, IngestResult
 from router.store.jobs import Clock, Job, JobQueue
+from router.store.lookup import AlertSummary, Lookup, StoredState
 from router.store.messages import Messages
 from router.store.outbox import Outbox, OutboxItem
+from router.store.retriages import Recorded, Retriages
 from router.store.schema import current_version, migrate
 
 __all__ = [
+    "AlertSummary",
     "IngestResult",
     "Job",
     "Messages",
     "OutboxItem",
+    "Recorded",
     "Store",
     "StoreUnavailable",
+    "StoredState",
     "normalise_url",
     "open_store",
 ]
@@ -38,6 +44,8 @@ class Store(JobQueue):
         self.ingest = Ingest(db, clock)
         self.outbox = Outbox(db, clock)
         self.messages = Messages(db, clock)
+        self.lookup = Lookup(db, clock)
+        self.retriages = Retriages(db, clock)
 
     @property
     def backend(self) -> str:

@@ -124,6 +124,39 @@ messages = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+# Re-triage requests (a Slack command or button, a PagerDuty webhook event), keyed by
+# the request's idempotency key so a replayed request does no work twice.
+retriages = Table(
+    "retriages",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("key", Text, nullable=False, unique=True),
+    Column("source", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("event_id", _ID, ForeignKey("alert_events.id"), nullable=False),
+    Column("request_json", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default="pending"),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("result_json", Text),
+    Column("outcome", Text),
+    Index("ix_retriages_fingerprint", "fingerprint", "event_id", "state"),
+    Index("ix_retriages_state", "state", "created_at"),
+)
+
+# PagerDuty incidents of alerts we routed, as their webhooks describe them (for
+# ``/triage <incident number>``).
+pagerduty_incidents = Table(
+    "pagerduty_incidents",
+    metadata,
+    Column("incident_id", Text, primary_key=True),
+    Column("number", BigInteger),
+    Column("incident_key", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_pagerduty_incidents_number", "number"),
+)
+
 Migration = Callable[[AsyncConnection], Awaitable[None]]
 
 
@@ -139,8 +172,16 @@ async def _v2(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: messages.create(sync, checkfirst=True))
 
 
+async def _v3(conn: AsyncConnection) -> None:
+    await conn.run_sync(
+        lambda sync: metadata.create_all(
+            sync, tables=[retriages, pagerduty_incidents], checkfirst=True
+        )
+    )
+
+
 # Append-only: version N is MIGRATIONS[N - 1]. Never edit a released migration.
-MIGRATIONS: list[Migration] = [_v1, _v2]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -55,6 +55,21 @@ class Incident:
     created_at: str
     status: str = "triggered"
     notes: list[dict[str, Any]] = field(default_factory=list)
+    number: int = 0
+
+    def webhook(self, event_type: str, event_id: str) -> dict[str, Any]:
+        """A webhook (v3) body about this incident, as PagerDuty sends it."""
+        data = {**self.json(), "number": self.number, "html_url": f"https://pd.test/{self.id}"}
+        event = {
+            "id": event_id,
+            "event_type": event_type,
+            "resource_type": "incident",
+            "occurred_at": _now(),
+            "agent": None,
+            "client": None,
+            "data": data,
+        }
+        return {"event": event}
 
     def json(self) -> dict[str, Any]:
         return {
@@ -173,6 +188,7 @@ class FakePagerDuty:
             incident = Incident(
                 f"Q{next(self._ids):06d}", key, service, event["payload"]["summary"], _now()
             )
+            incident.number = len(self.incidents) + 1
             self.incidents.append(incident)
             self._hidden[incident.id] = self.hidden_lookups
         elif event["event_action"] == "resolve":

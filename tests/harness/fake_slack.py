@@ -5,7 +5,8 @@ It implements the methods the Slack sink calls — ``chat.postMessage``,
 ``files.getUploadURLExternal``, the upload URL itself, ``files.completeUploadExternal``
 and ``auth.test`` — over in-memory channels and messages, the way Slack answers
 them (HTTP 200 with ``{"ok": false, "error": …}`` for API errors, 429 with
-``Retry-After`` for rate limits). Every request is recorded with its parsed body.
+``Retry-After`` for rate limits), plus ``response_url``s for commands and buttons
+(:meth:`FakeSlack.response_url`). Every request is recorded with its parsed body.
 Tests can make the next calls of a method fail (HTTP status, Slack error, 429) or hang.
 """
 
@@ -63,6 +64,7 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: dict[str, list[Failure]] = field(default_factory=dict)
+    responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     base_url: str = ""
     stopping: bool = False
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -107,7 +109,23 @@ class FakeSlack:
         assert found is not None
         return [m for m in found.messages if m.get("thread_ts") == ts]
 
+    def response_url(self, name: str) -> str:
+        """A ``response_url`` whose posts land in ``responses[name]`` (five uses, like Slack's)."""
+        self.responses.setdefault(name, [])
+        return f"{self.base_url}/response/{name}"
+
     # -- HTTP ------------------------------------------------------------------------
+
+    async def respond(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        body = await _body(request)
+        self.calls.append(Call("response_url", request.method, dict(request.headers), body))
+        if name not in self.responses:
+            return PlainTextResponse("expired_url", 404)
+        if len(self.responses[name]) >= 5:
+            return PlainTextResponse("used_url", 404)
+        self.responses[name].append(body)
+        return PlainTextResponse("ok")
 
     async def handle(self, request: Request) -> Response:
         method = request.path_params["method"]
@@ -293,6 +311,7 @@ class FakeSlackServer:
             routes=[
                 Route("/api/{method}", slack.handle, methods=["GET", "POST"]),
                 Route("/upload/{file_id}", slack.upload, methods=["POST"]),
+                Route("/response/{name}", slack.respond, methods=["POST"]),
             ]
         )
         self.server = uvicorn.Server(

@@ -1,0 +1,366 @@
+"""Re-triage on request: find a stored alert, run the pipeline on it again, deliver the findings.
+
+Requests come from Slack (``/triage <what>``, the "Re-run diagnostics" button) and from
+PagerDuty webhooks (``router.web``). The web layer resolves the alert (:func:`resolve`),
+then :meth:`Retriager.submit` records the request once per idempotency key and answers;
+the work runs in a background task the :class:`Retriager` tracks. It classifies and
+diagnoses the alert's latest stored state again (or, for a PagerDuty note, reuses
+findings younger than ``max_age``), stores the result and queues the deliveries — the
+``response_url`` answer, a reply in the alert message's thread, an incident note — in
+the durable outbox under keys derived from the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from router.config import Settings
+from router.pipeline import Delivery, Pipeline, Sink
+from router.render import pagerduty as pd_render
+from router.sinks.slack_message import SlackMessages, ephemeral
+from router.sinks.slack_response import NAME as RESPONSE
+from router.sinks.slack_response import SlackResponseSink
+from router.store import AlertSummary, Recorded, Store, StoredState, StoreUnavailable
+from router.store.jobs import Clock
+from router.store.lookup import Lookup
+from router.triage import TriageResult
+
+log = logging.getLogger("router.retriage")
+
+RESUME_SECONDS = 900.0  # unfinished requests younger than this are resumed at start-up
+_HEX = re.compile(r"[0-9a-f]{4,64}")
+_NUMBER = re.compile(r"#?([0-9]{1,12})")
+_CANDIDATES = 11
+
+JSON = dict[str, Any]
+
+
+# -- which alert ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The alert ``<what>`` names (``alert``), or why there is none (``problem``)."""
+
+    alert: AlertSummary | None
+    via: str = ""
+    others: list[AlertSummary] = field(default_factory=list)
+    problem: str | None = None
+
+
+async def resolve(lookup: Lookup, what: str) -> Resolved:
+    """A fingerprint (or unique prefix), an alert name, a PagerDuty incident number or id."""
+    what = what.strip()
+    exact = await lookup.by_fingerprint(what)
+    if exact is not None:
+        return Resolved(exact, "fingerprint")
+    number = _NUMBER.fullmatch(what)
+    if number is not None:
+        found = await _incident(lookup, await lookup.by_incident_number(int(number.group(1))))
+        if found is not None or what.startswith("#"):
+            return found or Resolved(None, problem=f"No alert of ours has incident #{number[1]}.")
+    if _HEX.fullmatch(what.lower()):
+        matches = await lookup.by_prefix(what.lower(), limit=_CANDIDATES)
+        if len(matches) == 1:
+            return Resolved(matches[0], "fingerprint prefix")
+        if matches:
+            problem = f"`{what}` is the start of {_count(matches)} fingerprints; give more of it."
+            return Resolved(None, others=matches, problem=problem)
+    named = await lookup.by_name(what, limit=_CANDIDATES)
+    if named:
+        return Resolved(named[0], "alert name", others=named[1:])
+    found = await _incident(lookup, await lookup.by_incident_id(what.upper()))
+    return found or Resolved(None, problem=f"No alert matches `{what}`.")
+
+
+async def _incident(lookup: Lookup, fingerprint: str | None) -> Resolved | None:
+    alert = await lookup.by_fingerprint(fingerprint) if fingerprint else None
+    return Resolved(alert, "PagerDuty incident") if alert is not None else None
+
+
+def _count(matches: list[AlertSummary]) -> str:
+    return f"{len(matches) - 1}+" if len(matches) >= _CANDIDATES else str(len(matches))
+
+
+def retriage_sinks(settings: Settings) -> list[Sink]:
+    """The sink that answers Slack commands and buttons, when Slack's requests can be verified."""
+    if settings.slack.signing_secret is None:
+        return []
+    return [SlackResponseSink(settings.slack.timeout_seconds)]
+
+
+# -- the request and its run ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """One re-triage request, as stored with its idempotency ``key``."""
+
+    key: str  # "slack:<trigger_id>", "pagerduty:<event id>"
+    source: str  # "slack" or "pagerduty"
+    requested_by: str  # plain text: "alice via /triage", "PagerDuty incident.acknowledged"
+    mention: str | None = None  # how Slack shows the requester: "<@U024BE7LH>"
+    response_url: str | None = None
+    note: bool = False  # add an incident note whether or not we know of an incident
+    max_age: float | None = None  # reuse findings younger than this; None: always re-run
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Request:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+class ThreadedSink(Protocol):
+    """What re-triage needs of the Slack sink to reply in an alert's thread."""
+
+    name: str
+    messages: SlackMessages
+
+    def channel(self, result: TriageResult) -> str: ...
+
+    def thread_key(self, result: TriageResult) -> str: ...
+
+
+class Retriager:
+    """Runs re-triage requests in background tasks, and finishes or gives them back on close."""
+
+    def __init__(
+        self,
+        store: Store,
+        pipeline: Pipeline,
+        templates: Path,
+        *,
+        on_queued: Any = None,
+        concurrency: int = 4,
+        clock: Clock = time.time,
+    ) -> None:
+        self.store, self.pipeline, self.clock = store, pipeline, clock
+        self.messages = SlackMessages(templates)
+        self.on_queued = on_queued
+        self._limit = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def for_service(
+        cls, settings: Settings, store: Store, pipeline: Pipeline, *, on_queued: Any = None
+    ) -> Retriager:
+        return cls(
+            store,
+            pipeline,
+            settings.templates,
+            on_queued=on_queued,
+            concurrency=settings.worker.count,
+        )
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        """Resume what a stopped process left unfinished; database trouble is only logged."""
+        try:
+            resumed = await self.resume()
+        except StoreUnavailable as exc:
+            log.warning("cannot resume unfinished re-triage requests: %s", exc)
+            return
+        if resumed:
+            log.info("resuming %d unfinished re-triage requests", resumed)
+
+    async def submit(self, request: Request, alert: AlertSummary, ack: str | None = None) -> bool:
+        """Record the request (False: seen before) and start its work; ``ack`` goes out first."""
+        queued = []
+        if ack and request.response_url:
+            message = {"response_url": request.response_url, "message": ephemeral(ack)}
+            queued.append(Delivery(RESPONSE, "respond", f"{RESPONSE}:{request.key}:ack", message))
+        recorded = await self.store.retriages.record(
+            request.key,
+            source=request.source,
+            fingerprint=alert.fingerprint,
+            event_id=alert.event_id,
+            request=asdict(request),
+            deliveries=queued,
+        )
+        if recorded is None:
+            return False
+        if queued:
+            self._wake()
+        self._spawn(recorded)
+        return True
+
+    async def resume(self, within: float = RESUME_SECONDS) -> int:
+        """Start the requests a stopped process left unfinished (their answers are still due)."""
+        pending = await self.store.retriages.pending(self.clock() - within)
+        for recorded in pending:
+            self._spawn(recorded)
+        return len(pending)
+
+    async def close(self, grace: float) -> None:
+        """Let running requests finish within ``grace`` seconds; cancel the rest (resumed later)."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def _spawn(self, recorded: Recorded) -> None:
+        task = asyncio.create_task(self._guarded(recorded), name=f"router-retriage-{recorded.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _wake(self) -> None:
+        if self.on_queued is not None:
+            self.on_queued()
+
+    async def _guarded(self, recorded: Recorded) -> None:
+        request = Request.from_json(recorded.request)
+        try:
+            async with self._limit:
+                await self.run(recorded, request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("re-triage %s failed", recorded.key)
+            shown = "an internal error (the router's log has the details)"
+            await self._fail(recorded, request, f"{type(exc).__name__}: {exc}", shown)
+
+    async def run(self, recorded: Recorded, request: Request) -> None:
+        """Triage the alert's latest state again (or reuse fresh findings), then deliver."""
+        state = await self.store.lookup.latest_state(recorded.fingerprint)
+        if state is None:
+            await self._fail(recorded, request, "the alert is no longer stored")
+            return
+        reused = self._fresh(state, request)
+        if reused is not None and request.note:
+            assert state.last_run_at is not None
+            if await self.store.retriages.note_queued_since(state.event_id, state.last_run_at):
+                await self.store.retriages.finish(
+                    recorded, result_json=None, deliveries=[], outcome="findings already noted"
+                )
+                return
+        result = reused or await self.pipeline.triage(_initial(state))
+        deliveries = await self._deliveries(result, request, rerun=reused is None)
+        await self.store.retriages.finish(
+            recorded,
+            result_json=None if reused else result.model_dump_json(),
+            deliveries=deliveries,
+            outcome=("reused findings" if reused else "diagnostics re-run")
+            + f", {len(deliveries)} deliveries",
+        )
+        log.info(
+            "re-triaged %s for %s",
+            state.alert.alertname,
+            request.requested_by,
+            extra={"fingerprint": recorded.fingerprint, "key": request.key},
+        )
+        self._wake()
+
+    def _fresh(self, state: StoredState, request: Request) -> TriageResult | None:
+        if request.max_age is None or state.result_json is None or state.last_run_at is None:
+            return None
+        if self.clock() - state.last_run_at > request.max_age:
+            return None
+        return TriageResult.model_validate_json(state.result_json)
+
+    async def _fail(
+        self, recorded: Recorded, request: Request, reason: str, shown: str | None = None
+    ) -> None:
+        """Record the failure; whoever asked is told (``shown``, else ``reason``)."""
+        deliveries = []
+        if request.response_url:
+            text = f":warning: Re-running diagnostics failed: {shown or reason}"
+            message = {"response_url": request.response_url, "message": ephemeral(text)}
+            key = f"{RESPONSE}:{request.key}:result"
+            deliveries.append(Delivery(RESPONSE, "respond", key, message))
+        try:
+            await self.store.retriages.finish(
+                recorded, result_json=None, deliveries=deliveries, outcome=reason, state="failed"
+            )
+        except Exception as exc:
+            log.warning("cannot record the failed re-triage %s: %s", recorded.key, exc)
+            return
+        self._wake()
+
+    # -- deliveries ------------------------------------------------------------------
+
+    async def _deliveries(
+        self, result: TriageResult, request: Request, *, rerun: bool
+    ) -> list[Delivery]:
+        """Slack requests: the answer and thread replies; a note when there is an incident."""
+        out: list[Delivery] = []
+        who = request.mention or request.requested_by
+        if request.response_url:
+            message = self.messages.retriage_response(result, who)
+            payload = {"response_url": request.response_url, "message": message}
+            out.append(Delivery(RESPONSE, "respond", f"{RESPONSE}:{request.key}:result", payload))
+        if request.source == "slack":
+            out += await self._thread_replies(result, request.key, who)
+        return out + await self._note(result, request, rerun)
+
+    def _sink(self, name: str) -> Any:
+        return next((s for s in self.pipeline.sinks if s.name == name), None)
+
+    async def _thread_replies(self, result: TriageResult, key: str, who: str) -> list[Delivery]:
+        """Replies under the alert's Slack message, when it has one of its own."""
+        slack: ThreadedSink | None = self._sink("slack")
+        if slack is None:
+            return []
+        thread_key = slack.thread_key(result)
+        ref = await self.store.messages.get(thread_key, "slack")
+        if ref is None or ref.get("storm"):
+            return []
+        alert = result.alert
+        base = {
+            "channel": slack.channel(result),
+            "thread_key": thread_key,
+            "fingerprint": alert.fingerprint,
+            "state_key": alert.state_key,
+            "status": alert.status,
+            "alertname": alert.alertname,
+            "category": result.classification.category,
+        }
+        return [
+            Delivery(
+                "slack", "reply", f"slack:retriage:{key}:{n}", {**base, "first": m, "change": m}
+            )
+            for n, m in enumerate(slack.messages.retriage_replies(result, who))
+        ]
+
+    async def _note(self, result: TriageResult, request: Request, rerun: bool) -> list[Delivery]:
+        """An incident note, when PagerDuty notes are configured and the alert has an incident."""
+        pagerduty = self._sink("pagerduty")
+        if pagerduty is None or not getattr(pagerduty, "notes_enabled", False):
+            return []
+        alert = result.alert
+        dedup = pd_render.dedup_key(alert)
+        if not request.note:
+            ref = await self.store.messages.get(alert.fingerprint, "pagerduty")
+            if alert.status != "firing" or ref is None or ref.get("dedup_key") != dedup:
+                return []
+        if rerun:
+            head = f"Diagnostics re-run, requested by {request.requested_by}."
+        else:
+            head = (
+                f"Latest findings (of {result.triaged_at:%H:%M UTC}), for {request.requested_by}."
+            )
+        payload = {
+            "dedup_key": dedup,
+            "starts_at": alert.startsAt.isoformat(),
+            "content": f"{head}\n{pd_render.note_text(result)}",
+            "threads": [alert.fingerprint, result.group_key],
+        }
+        return [Delivery("pagerduty", "note", f"pagerduty:retriage-note:{request.key}", payload)]
+
+
+def _initial(state: StoredState) -> TriageResult:
+    return TriageResult(
+        alert=state.alert,
+        external_url=state.external_url,
+        receiver=state.receiver,
+        group_key=state.group_key,
+    )

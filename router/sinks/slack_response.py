@@ -1,0 +1,62 @@
+"""Answers to Slack commands and button presses, posted to the request's ``response_url``.
+
+A sink like the others so that answers go through the durable outbox: ``render`` has
+nothing to add to an alert's own deliveries; re-triage (``router.retriage``) queues
+``respond`` deliveries whose payload carries the ``response_url`` and the message.
+A ``response_url`` takes a few posts within 30 minutes, so an expired or used one is
+a permanent failure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from router.pipeline import Delivery
+from router.sinks import DeliveryError
+from router.triage import TriageResult
+
+NAME = "slack_response"
+
+
+class SlackResponseSink:
+    """POSTs JSON messages to Slack ``response_url``s."""
+
+    name = NAME
+
+    def __init__(self, timeout: float = 10.0, client: httpx.AsyncClient | None = None) -> None:
+        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+    def render(self, result: TriageResult) -> list[Delivery]:
+        return []
+
+    async def send(self, delivery: Delivery) -> dict[str, Any] | None:
+        url = str(delivery.payload.get("response_url") or "")
+        if not url.startswith(("https://", "http://")):
+            raise DeliveryError("no response_url to answer", permanent=True)
+        try:
+            response = await self._client.post(url, json=delivery.payload["message"])
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"response_url: {type(exc).__name__}") from None
+        if response.status_code == 429:
+            raise DeliveryError("response_url: ratelimited", retry_after=_retry_after(response))
+        if response.status_code >= 500:
+            raise DeliveryError(f"response_url: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            reason = response.text[:100].strip() or f"HTTP {response.status_code}"
+            raise DeliveryError(f"response_url: {reason}", permanent=True)
+        return {"status": response.status_code}
+
+    async def already_delivered(self, delivery: Delivery) -> bool:
+        return False  # nothing to look it up by; an answer twice is the lesser harm
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", 1)))
+    except ValueError:
+        return 1.0

@@ -1,0 +1,110 @@
+"""``POST /pagerduty/webhook``: PagerDuty webhooks (v3) that ask for a fresh incident note.
+
+The signature (``X-PagerDuty-Signature``) is checked on the raw body before it is
+parsed; without a configured secret, or with no matching signature, the answer is 401.
+``incident.triggered``, ``incident.reopened`` and ``incident.acknowledged`` for an
+incident whose key is one of our dedup keys become a re-triage request, recorded once
+per event id (a replay is answered 200 and does nothing), and answered at once: the
+note is written in the background. Every other event is accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from router.config import PagerDutySettings
+from router.retriage import Request as Retriage
+from router.retriage import Retriager
+from router.store import Store, StoreUnavailable
+from router.web.errors import error_response, unavailable
+from router.web.signatures import PagerDutySignature, read_body
+
+log = logging.getLogger("router.web.pagerduty")
+
+HANDLED = frozenset({"incident.triggered", "incident.reopened", "incident.acknowledged"})
+
+
+class PagerDutyWebhook:
+    def __init__(
+        self,
+        settings: PagerDutySettings,
+        store: Store,
+        retriager: Retriager | None,
+        max_body_bytes: int,
+    ) -> None:
+        self.signature = PagerDutySignature.from_settings(settings)
+        self.max_age = settings.findings_max_age_seconds
+        self.store = store
+        self.retriager = retriager
+        self.max_body_bytes = max_body_bytes
+
+    async def post(self, request: Request) -> Response:
+        if not self.signature.configured:
+            return error_response(401, "unauthorized", "pagerduty.webhook_secret is not configured")
+        body = await read_body(request, self.max_body_bytes)
+        if body is None:
+            return error_response(413, "payload too large")
+        if not self.signature.valid(body, request.headers.get("x-pagerduty-signature")):
+            log.warning("PagerDuty webhook with no matching signature refused")
+            return error_response(401, "unauthorized", "no matching X-PagerDuty-Signature")
+        event = _event(body)
+        if event is None:
+            return error_response(400, "malformed event", 'expected {"event": {...}}')
+        if not getattr(request.app.state, "accepting", True):
+            return unavailable("shutting down, retry later")
+        try:
+            return await self._handle(event, body)
+        except StoreUnavailable as exc:
+            log.warning("PagerDuty webhook: %s", exc)
+            return unavailable("store unavailable, retry later")
+
+    async def _handle(self, event: dict[str, Any], body: bytes) -> Response:
+        event_type = str(event.get("event_type") or "")
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        if not event_type.startswith("incident."):
+            return _ignored(event_type, "not an incident event")
+        lookup = self.store.lookup
+        incident_key = str(data.get("incident_key") or "")
+        fingerprint = await lookup.routed_fingerprint(incident_key)
+        if fingerprint is None:
+            return _ignored(event_type, "not an incident of an alert routed here")
+        number = data.get("number")
+        if isinstance(data.get("id"), str):
+            number = number if isinstance(number, int) else None
+            await lookup.remember_incident(data["id"], number, incident_key, fingerprint)
+        if event_type not in HANDLED:
+            return _ignored(event_type, "no note for this event type")
+        alert = await lookup.by_fingerprint(fingerprint)
+        if alert is None or self.retriager is None:
+            return _ignored(event_type, "re-triage is not running")
+        event_id = str(event.get("id") or hashlib.sha256(body).hexdigest()[:32])
+        retriage = Retriage(
+            key=f"pagerduty:{event_id}",
+            source="pagerduty",
+            requested_by=f"PagerDuty {event_type}",
+            note=True,
+            max_age=self.max_age,
+        )
+        if not await self.retriager.submit(retriage, alert):
+            return JSONResponse({"status": "duplicate", "event": event_id})
+        log.info("PagerDuty %s: incident note queued", event_type, extra={"key": retriage.key})
+        return JSONResponse({"status": "accepted", "event": event_id}, status_code=202)
+
+
+def _event(body: bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    event = data.get("event") if isinstance(data, dict) else None
+    return event if isinstance(event, dict) else None
+
+
+def _ignored(event_type: str, reason: str) -> JSONResponse:
+    return JSONResponse({"status": "ignored", "event_type": event_type, "reason": reason})

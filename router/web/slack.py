@@ -1,0 +1,210 @@
+"""``POST /slack/commands`` (``/triage``) and ``POST /slack/interactions`` (the re-run button).
+
+Every request's signature is checked on the raw body before anything is parsed; a
+missing, wrong or stale one is a 401 and no work. A request is then answered within
+Slack's three seconds: ``help`` and ``list`` at once, a re-triage with an ephemeral
+"re-running diagnostics for …" once the request is recorded — the work itself runs in
+the background (``router.retriage``) and answers through ``response_url``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from router.config import SlackSettings
+from router.render.mrkdwn import escape
+from router.retriage import Request as Retriage
+from router.retriage import Resolved, Retriager, resolve
+from router.sinks.slack_message import RERUN_ACTION, ephemeral, hhmm
+from router.store import AlertSummary, Store, StoreUnavailable
+from router.web.errors import error_response, unavailable
+from router.web.signatures import SlackSignature, read_body
+
+log = logging.getLogger("router.web.slack")
+
+LIST_LIMIT = 30
+HELP = """*{command}* runs classification and diagnostics again for an alert, now, and posts \
+the fresh findings here, in the alert's thread, and on its PagerDuty incident.
+• `{command} <fingerprint>` — or its first few characters
+• `{command} <alert name>` — the newest alert of that name
+• `{command} <incident>` — a PagerDuty incident number (`#1234`) or id
+• `{command} list` — the firing alerts, with category and age
+• `{command} help` — this text"""
+UNAVAILABLE = ":warning: The router cannot reach its database right now; try again in a minute."
+
+
+class SlackEndpoints:
+    """The Slack app's request URLs; both verify the signature first."""
+
+    def __init__(
+        self,
+        settings: SlackSettings,
+        store: Store,
+        retriager: Retriager | None,
+        max_body_bytes: int,
+    ) -> None:
+        secret = settings.signing_secret
+        self.signature = SlackSignature(secret.get_secret_value()) if secret else None
+        self.store = store
+        self.retriager = retriager
+        self.max_body_bytes = max_body_bytes
+
+    async def commands(self, request: Request) -> Response:
+        body = await self._verified(request)
+        if isinstance(body, Response):
+            return body
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        command = form.get("command") or "/triage"
+        text = " ".join(form.get("text", "").split())
+        try:
+            return _answer(await self._command(form, command, text))
+        except StoreUnavailable as exc:
+            log.warning("%s %s: %s", command, text, exc)
+            return _answer(UNAVAILABLE)
+
+    async def _command(self, form: dict[str, str], command: str, text: str) -> str:
+        word = text.lower()
+        if word in ("", "help"):
+            return HELP.format(command=command)
+        if word == "list":
+            return await self._list()
+        found = await resolve(self.store.lookup, text)
+        if found.alert is None:
+            return _not_found(found, command)
+        user = form.get("user_name") or form.get("user_id") or "someone"
+        retriage = Retriage(
+            key=f"slack:{form.get('trigger_id') or _digest(form)}",
+            source="slack",
+            requested_by=f"{user} via {command}",
+            mention=f"<@{form['user_id']}>" if form.get("user_id") else None,
+            response_url=form.get("response_url") or None,
+        )
+        if self.retriager is None:
+            return ":warning: Re-running diagnostics is not enabled on this router."
+        await self.retriager.submit(retriage, found.alert)
+        return _acknowledgement(found)
+
+    async def _list(self) -> str:
+        firing = await self.store.lookup.active(limit=LIST_LIMIT + 1)
+        if not firing:
+            return "No alerts are firing."
+        now = time.time()
+        lines = [
+            f"*{len(firing[:LIST_LIMIT])} firing*"
+            + (" (newest)" if len(firing) > LIST_LIMIT else "")
+        ]
+        for alert in firing[:LIST_LIMIT]:
+            category = alert.category or "_not triaged yet_"
+            age = _age(now - alert.starts_at.timestamp())
+            lines.append(
+                f"• *{escape(alert.alertname)}* `{alert.fingerprint}` — {category} · {age}"
+            )
+        return "\n".join(lines)
+
+    async def interactions(self, request: Request) -> Response:
+        body = await self._verified(request)
+        if isinstance(body, Response):
+            return body
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        try:
+            payload = json.loads(form.get("payload") or "")
+        except ValueError:
+            return error_response(400, "malformed payload", "expected payload=<JSON>")
+        action = _rerun_action(payload)
+        if action is None:
+            return Response(status_code=200)  # other interactions are not ours to answer
+        try:
+            return await self._rerun(payload, str(action.get("value") or ""))
+        except StoreUnavailable as exc:
+            log.warning("re-run button: %s", exc)
+            return _answer(UNAVAILABLE)
+
+    async def _rerun(self, payload: dict[str, Any], fingerprint: str) -> Response:
+        alert = await self.store.lookup.by_fingerprint(fingerprint)
+        if alert is None:
+            return _answer(f"Alert `{escape(fingerprint)}` is no longer known to the router.")
+        if self.retriager is None:
+            return _answer(":warning: Re-running diagnostics is not enabled on this router.")
+        user = payload.get("user") or {}
+        name = user.get("username") or user.get("name") or user.get("id") or "someone"
+        key = payload.get("trigger_id") or _digest(
+            {"user": user.get("id"), "ts": (payload.get("actions") or [{}])[0].get("action_ts")}
+        )
+        retriage = Retriage(
+            key=f"slack:{key}",
+            source="slack",
+            requested_by=f"{name} via the Re-run diagnostics button",
+            mention=f"<@{user['id']}>" if user.get("id") else None,
+            response_url=payload.get("response_url") or None,
+        )
+        await self.retriager.submit(retriage, alert, ack=_acknowledgement(Resolved(alert)))
+        return Response(status_code=200)
+
+    async def _verified(self, request: Request) -> bytes | Response:
+        """The raw body when it is signed by Slack, else the error response."""
+        if self.signature is None:
+            return error_response(401, "unauthorized", "slack.signing_secret is not configured")
+        body = await read_body(request, self.max_body_bytes)
+        if body is None:
+            return error_response(413, "payload too large")
+        if not self.signature.valid(body, request.headers):
+            log.warning("Slack request with a missing, wrong or stale signature refused")
+            return error_response(401, "unauthorized", "invalid or stale Slack signature")
+        if not getattr(request.app.state, "accepting", True):
+            return unavailable("shutting down, retry later")
+        return body
+
+
+def _rerun_action(payload: Any) -> dict[str, Any] | None:
+    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+        return None
+    actions = payload.get("actions") or []
+    return next((a for a in actions if a.get("action_id") == RERUN_ACTION), None)
+
+
+def _answer(text: str) -> JSONResponse:
+    return JSONResponse(ephemeral(text))
+
+
+def _acknowledgement(found: Resolved) -> str:
+    alert = found.alert
+    assert alert is not None
+    text = (
+        f":arrows_counterclockwise: Re-running diagnostics for *{escape(alert.alertname)}* "
+        f"(`{alert.fingerprint}`, {alert.status} since {hhmm(alert.starts_at)})…"
+    )
+    if found.others:
+        text += f"\nAlso named {escape(alert.alertname)}: {_listed(found.others)}."
+        text += " Pick one with `/triage <fingerprint>`."
+    return text
+
+
+def _not_found(found: Resolved, command: str) -> str:
+    text = f":grey_question: {found.problem}"
+    if found.others:
+        text += f"\nCandidates: {_listed(found.others)}."
+    return text + f"\n`{command} list` shows the firing alerts; `{command} help` explains."
+
+
+def _listed(alerts: list[AlertSummary]) -> str:
+    return ", ".join(f"`{a.fingerprint}` ({escape(a.alertname)}, {a.status})" for a in alerts)
+
+
+def _age(seconds: float) -> str:
+    minutes = max(0, int(seconds // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} d {hours % 24} h"
+
+
+def _digest(fields: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]

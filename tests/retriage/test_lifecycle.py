@@ -1,0 +1,69 @@
+"""Re-triage work across a shutdown, and the ``response_url`` sink's failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.pipeline import Delivery
+from router.sinks import DeliveryError
+from router.sinks.slack_response import SlackResponseSink
+from tests import factories
+from tests.harness.fake_slack import FakeSlack
+from tests.retriage.conftest import CRASHLOOP, Rig
+
+
+async def test_work_cut_short_by_shutdown_is_resumed(rig: Rig) -> None:
+    await rig.fire(factories.alert("PodCrashLooping", labels=CRASHLOOP))
+    rig.diagnoser.gate.clear()
+    rig.diagnoser.started.clear()
+    await rig.command("PodCrashLooping")
+    await rig.diagnoser.started.wait()
+    await rig.retriager.close(grace=0)  # shutting down: the running request is cancelled
+    assert rig.retriager.busy == 0
+    (row,) = await rig.store.retriages.rows()
+    assert row["state"] == "pending"
+    assert rig.slack.responses["cmd-1"] == []
+
+    rig.diagnoser.gate.set()
+    assert await rig.retriager.resume() == 1  # as a restarted process does
+    await rig.settled()
+    (row,) = await rig.store.retriages.rows()
+    assert row["state"] == "done"
+    assert len(rig.slack.responses["cmd-1"]) == 1
+    assert rig.diagnoser.runs == 3
+
+
+async def test_a_failed_run_is_recorded_and_told_without_its_details(rig: Rig) -> None:
+    await rig.fire(factories.alert("PodCrashLooping", labels=CRASHLOOP))
+    rig.diagnoser.error = RuntimeError("kaboom token=s3cr3t")
+    await rig.command("PodCrashLooping")
+    await rig.settled()
+    (row,) = await rig.store.retriages.rows()
+    assert row["state"] == "failed" and row["outcome"].startswith("RuntimeError: kaboom")
+    (answer,) = rig.slack.responses["cmd-1"]
+    assert answer["text"] == (
+        ":warning: Re-running diagnostics failed: an internal error "
+        "(the router's log has the details)"
+    )
+    assert len(rig.pagerduty.incidents[0].notes) == 1
+
+
+async def test_response_url_failures(fake_slack: FakeSlack) -> None:
+    sink = SlackResponseSink(timeout=5)
+    url = fake_slack.response_url("once")
+    message = {"response_url": url, "message": {"text": "hi"}}
+    try:
+        assert await sink.send(Delivery("slack_response", "respond", "k1", message)) == {
+            "status": 200
+        }
+        assert fake_slack.responses["once"] == [{"text": "hi"}]
+        expired = {**message, "response_url": f"{fake_slack.base_url}/response/expired"}
+        with pytest.raises(DeliveryError) as failed:
+            await sink.send(Delivery("slack_response", "respond", "k2", expired))
+        assert failed.value.permanent and failed.value.reason == "response_url: expired_url"
+        with pytest.raises(DeliveryError) as failed:
+            await sink.send(Delivery("slack_response", "respond", "k3", {"message": {}}))
+        assert failed.value.permanent
+        assert sink.render(None) == []  # type: ignore[arg-type]
+    finally:
+        await sink.aclose()
