@@ -119,11 +119,11 @@ class ThreadedSink(Protocol):
     """What re-triage needs of the Slack sink to reply in an alert's thread."""
 
     name: str
-    messages: SlackMessages
-
-    def channel(self, result: TriageResult) -> str: ...
 
     def thread_key(self, result: TriageResult) -> str: ...
+
+    def render_retriage(self, result: TriageResult, key: str, requested_by: str) -> list[Delivery]:
+        """Replies with the re-run's findings under the alert's message."""
 
 
 class Retriager:
@@ -314,22 +314,7 @@ class Retriager:
         ref = await self.store.messages.get(thread_key, "slack")
         if ref is None or ref.get("storm"):
             return []
-        alert = result.alert
-        base = {
-            "channel": slack.channel(result),
-            "thread_key": thread_key,
-            "fingerprint": alert.fingerprint,
-            "state_key": alert.state_key,
-            "status": alert.status,
-            "alertname": alert.alertname,
-            "category": result.classification.category,
-        }
-        return [
-            Delivery(
-                "slack", "reply", f"slack:retriage:{key}:{n}", {**base, "first": m, "change": m}
-            )
-            for n, m in enumerate(slack.messages.retriage_replies(result, who))
-        ]
+        return slack.render_retriage(result, key, who)
 
     async def _note(self, result: TriageResult, request: Request, rerun: bool) -> list[Delivery]:
         """An incident note, when PagerDuty notes are configured and the alert has an incident."""
@@ -348,13 +333,7 @@ class Retriager:
             head = (
                 f"Latest findings (of {result.triaged_at:%H:%M UTC}), for {request.requested_by}."
             )
-        payload = {
-            "dedup_key": dedup,
-            "starts_at": alert.startsAt.isoformat(),
-            "content": f"{head}\n{pd_render.note_text(result)}",
-            "threads": [alert.fingerprint, result.group_key],
-        }
-        return [Delivery("pagerduty", "note", f"pagerduty:retriage-note:{request.key}", payload)]
+        return [pagerduty.render_retriage(result, request.key, head)]
 
 
 def _initial(state: StoredState) -> TriageResult:

@@ -97,16 +97,24 @@ class PagerDutySink:
             )
         ]
         if firing and self.notes_enabled:
-            note = {
-                "dedup_key": event["dedup_key"],
-                "starts_at": alert.startsAt.isoformat(),
-                "content": render.note_text(result),
-                "threads": threads,
-            }
-            deliveries.append(
-                Delivery(self.name, "note", f"pagerduty:note:{alert.state_key}", note)
-            )
+            deliveries.append(self._note(result, f"pagerduty:note:{alert.state_key}"))
         return deliveries
+
+    def render_retriage(self, result: TriageResult, key: str, heading: str) -> Delivery:
+        """An incident note with a re-run's findings (``key``: the request's), under ``heading``."""
+        return self._note(result, f"pagerduty:retriage-note:{key}", heading)
+
+    def _note(self, result: TriageResult, key: str, heading: str = "") -> Delivery:
+        alert = result.alert
+        note = {
+            "dedup_key": render.dedup_key(alert),
+            "starts_at": alert.startsAt.isoformat(),
+            "content": f"{heading}\n{render.note_text(result)}"
+            if heading
+            else render.note_text(result),
+            "threads": [alert.fingerprint, result.group_key],
+        }
+        return Delivery(self.name, "note", key, note)
 
     async def send(self, delivery: Delivery) -> dict[str, Any] | None:
         if delivery.action == "note":

@@ -111,15 +111,7 @@ class SlackSink:
 
     def render(self, result: TriageResult) -> list[Delivery]:
         alert = result.alert
-        base = {
-            "channel": self.channel(result),
-            "thread_key": self.thread_key(result),
-            "fingerprint": alert.fingerprint,
-            "state_key": alert.state_key,
-            "status": alert.status,
-            "alertname": alert.alertname,
-            "category": result.classification.category,
-        }
+        base = self._base(result)
         publish = {**base, "message": self.messages.message(result), "line": storm_line(result)}
         out = [Delivery(NAME, "publish", f"slack:publish:{alert.state_key}", publish)]
         first, change = self.messages.first_replies(result), self.messages.change_reply(result)
@@ -131,6 +123,28 @@ class SlackSink:
         if graph is not None:
             out.append(Delivery(NAME, "graph", f"slack:graph:{alert.state_key}", {**base, **graph}))
         return out
+
+    def render_retriage(self, result: TriageResult, key: str, requested_by: str) -> list[Delivery]:
+        """A re-run's findings as replies in the alert message's thread (``key``: the request's)."""
+        replies = self.messages.retriage_replies(result, requested_by)
+        base = self._base(result)
+        return [
+            Delivery(NAME, "reply", f"slack:retriage:{key}:{n}", {**base, "first": m, "change": m})
+            for n, m in enumerate(replies)
+        ]
+
+    def _base(self, result: TriageResult) -> JSON:
+        """What every delivery of this alert carries: where it goes and which state it is."""
+        alert = result.alert
+        return {
+            "channel": self.channel(result),
+            "thread_key": self.thread_key(result),
+            "fingerprint": alert.fingerprint,
+            "state_key": alert.state_key,
+            "status": alert.status,
+            "alertname": alert.alertname,
+            "category": result.classification.category,
+        }
 
     # -- send ------------------------------------------------------------------------
 
