@@ -60,9 +60,7 @@ def check(settings: Settings) -> tuple[list[ConfigError], str]:
         components = load_components(settings)
     except ConfigError as exc:
         return [exc], ""
-    problems = [*components.library.problems, *components.rules.check_runbooks(components.library)]
-    if "pagerduty" in sink_names(settings):
-        problems += components.rules.check_routing_keys(settings.pagerduty.routing_keys)
+    problems = find_problems(settings, components)
     summary = (
         f"ok: {len(components.rules.rules)} rules, "
         f"{len(list(components.library.sections()))} runbook sections, "
@@ -70,6 +68,15 @@ def check(settings: Settings) -> tuple[list[ConfigError], str]:
         f"sinks: {', '.join(sink_names(settings)) or 'none'}"
     )
     return problems, summary
+
+
+def find_problems(settings: Settings, components: Components) -> list[ConfigError]:
+    """What loads but will not work: broken runbook links, unknown routing key names."""
+    library, rules = components.library, components.rules
+    problems = [*library.problems, *rules.check_runbooks(library)]
+    if "pagerduty" in sink_names(settings):
+        problems += rules.check_routing_keys(settings.pagerduty.routing_keys)
+    return problems
 
 
 def sink_names(settings: Settings) -> list[str]:
@@ -154,6 +161,8 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
         settings.log.format, settings.log.level, redactor=Redactor(secret_values(settings))
     )
     components = load_components(settings)
+    for problem in find_problems(settings, components):
+        log.warning("%s (runbook-router check lists every problem)", problem)
     try:
         store = await open_store(settings.database_url)
     except StoreUnavailable as exc:

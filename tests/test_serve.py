@@ -69,3 +69,19 @@ def test_sigterm_finishes_or_gives_back_work_and_exits_cleanly(tmp_path: Path) -
     finally:
         assert router.terminate() == 0
     assert all(output.count(f"==> [FIRING] {n} ") == 1 for n in names)
+
+
+def test_problems_that_check_reports_are_logged_at_start_up(tmp_path: Path) -> None:
+    rules = tmp_path / "rules" / "team.yaml"
+    rules.parent.mkdir()
+    rules.write_text(
+        "rules:\n  - name: slow\n    matchers: ['alertname = Slow']\n    category: latency\n"
+        "    runbook: latency.md#no-such-section\n"
+    )
+    (tmp_path / "router.yaml").write_text(f"rules: [{rules.parent}]\n")
+    router = RouterProcess(tmp_path, {"ROUTER_CONFIG": str(tmp_path / "router.yaml")}).start()
+    try:
+        logged = wait_for_text(router.log_path, "no-such-section")
+    finally:
+        assert router.terminate() == 0
+    assert f"{rules}:5:" in logged and "runbook-router check" in logged
