@@ -1,7 +1,7 @@
 """A small PNG of the alert expression over the last hour, for a chat thread.
 
 Drawn with matplotlib's object API on the ``Agg`` canvas (no pyplot, so no global
-figure state and no display needed). Values are labelled as an engineer reads them
+figure state and no display needed), imported on first use. Values are labelled as an engineer reads them
 (ms, %, MiB) when the unit can be told from the expression.
 """
 
@@ -11,11 +11,6 @@ import io
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import DateFormatter
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
 from router.diagnose.units import format_value
 
@@ -47,6 +42,12 @@ def render_png(
     """The points (unix seconds, value) as a PNG; ``None`` for fewer than two points."""
     if len(points) < 2:
         return None
+    # Imported here: matplotlib and numpy are ~50 MiB that a router without Slack never needs.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import DateFormatter
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
     figure = Figure(figsize=(6.4, 2.6), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()

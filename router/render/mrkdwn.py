@@ -11,6 +11,7 @@ split between messages at block boundaries; :func:`to_mrkdwn` joins them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,9 +46,15 @@ def to_mrkdwn(markdown: str) -> str:
 
 def blocks(markdown: str) -> list[Block]:
     """The document's top-level blocks, each converted to mrkdwn."""
+    return list(_converted(markdown))
+
+
+@functools.lru_cache(maxsize=512)
+def _converted(markdown: str) -> tuple[Block, ...]:
+    """Runbook sections repeat from alert to alert: each is parsed once, not per message."""
     root = SyntaxTreeNode(_MD.parse(markdown))
     out = [_block(node) for node in root.children]
-    return [b for b in out if b.text.strip()]
+    return tuple(b for b in out if b.text.strip())
 
 
 def _block(node: SyntaxTreeNode) -> Block:
