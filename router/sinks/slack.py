@@ -186,7 +186,7 @@ class SlackSink:
             message = payload["message"]
             await self.api.call("chat_update", channel=ref["channel"], ts=ref["ts"], **message)
             return {"channel": ref["channel"], "ts": ref["ts"], "updated": True}
-        storm = self.storms.storm(payload["channel"])
+        storm = self.storms.storm(payload["channel"], delivery.key)
         if storm is not None:
             return await self._summarise(storm, delivery)
         await self.limiter.acquire(payload["channel"])
@@ -198,7 +198,6 @@ class SlackSink:
             metadata=_metadata(delivery),
             **payload["message"],
         )
-        self.storms.posted(payload["channel"])
         self.api.remember(payload["channel"], body["channel"])
         return await self._record(delivery, body["channel"], body["ts"])
 

@@ -13,7 +13,7 @@ Both take a clock (and the limiter a sleep) so tests control time.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -114,31 +114,34 @@ class Storm:
 
 
 class StormWatch:
-    """Decides, per channel, whether a new alert is posted or summarised."""
+    """Decides, per channel, whether a new alert is posted or summarised.
+
+    It counts the new alerts *offered* to a channel, before the rate limiter: counting
+    messages posted would let the limiter (one message a second) hold the count under
+    the threshold, so a storm would queue for hours instead of being summarised.
+    """
 
     def __init__(self, threshold: int, *, clock: Clock, window: float = WINDOW) -> None:
         self.threshold, self.clock, self.window = threshold, clock, window
-        self._posts: dict[str, deque[float]] = {}
+        self._offers: dict[str, OrderedDict[str, float]] = {}  # channel → key → when
         self._storms: dict[str, Storm] = {}
 
-    def posted(self, channel: str) -> None:
-        """Record a new alert message posted to ``channel``."""
-        self._posts.setdefault(channel, deque()).append(self.clock())
+    def storm(self, channel: str, key: str) -> Storm | None:
+        """The storm a new alert (``key``: its delivery) joins, or ``None`` to post it.
 
-    def storm(self, channel: str) -> Storm | None:
-        """The storm a new alert for ``channel`` joins, or ``None`` to post it normally.
-
-        A storm starts once ``threshold`` messages were posted within the window, and
-        lasts while new alerts keep arriving within a window of the last one.
+        A storm starts when more than ``threshold`` new alerts were offered within the
+        window, and lasts while new alerts keep arriving within a window of the last one.
+        A delivery offered again (a retry) counts once.
         """
         now = self.clock()
-        posts = self._posts.setdefault(channel, deque())
-        while posts and posts[0] <= now - self.window:
-            posts.popleft()
+        offers = self._offers.setdefault(channel, OrderedDict())
+        while offers and next(iter(offers.values())) <= now - self.window:
+            offers.popitem(last=False)
+        offers.setdefault(key, now)
         current = self._storms.get(channel)
         if current is not None and now - current.last_added < self.window:
             return current
-        if len(posts) >= self.threshold:
+        if len(offers) > self.threshold:
             self._storms[channel] = Storm(channel, started=now, last_added=now)
             return self._storms[channel]
         self._storms.pop(channel, None)

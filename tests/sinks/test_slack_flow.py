@@ -162,3 +162,23 @@ async def test_a_storm_in_one_channel_leaves_others_alone(fake: FakeSlack, store
     await sink.send(sink.render(triage_result(fingerprint="b1"))[0])
     assert len(fake.top_level("#alerts")) == 2  # one alert, one summary
     assert len(fake.top_level("#other")) == 1
+
+
+async def test_a_storm_starts_on_alerts_offered_not_on_messages_the_limiter_let_through(
+    fake: FakeSlack, store: Store
+) -> None:
+    """Ten new alerts at once, one message a second: three are posted, seven summarised,
+    none is pushed back with a retry (which, at one message a second, would queue a
+    storm for hours)."""
+    clock = FakeTime()
+    settings = settings_for(fake, storm_threshold_per_minute=3, rate_per_second=1, burst=1)
+    sink = SlackSink(settings, store, BUILTIN_TEMPLATES, clock=clock, sleep=clock.sleep)
+    publishes = [sink.render(triage_result(fingerprint=f"fp{n}"))[0] for n in range(10)]
+    outcomes = await asyncio.gather(*map(sink.send, publishes), return_exceptions=True)
+    assert not [o for o in outcomes if isinstance(o, BaseException)]
+    assert sum(1 for o in outcomes if o and "storm" in o) == 7
+    top = fake.top_level("#alerts")
+    assert len(top) == 4  # three alerts and the summary
+    await sink.flush_storms()
+    assert "7 more new alerts" in str(fake.top_level("#alerts")[-1]["attachments"])
+    await sink.aclose()
