@@ -24,7 +24,7 @@ from router.sinks import DeliveryError
 from router.store import Job, OutboxItem, Store, StoreUnavailable
 from router.store.jobs import Finished
 from router.store.outbox import Settled
-from router.triage import TriageResult
+from router.triage import Finding, TriageResult
 
 log = logging.getLogger("router.worker")
 
@@ -166,7 +166,24 @@ class Workers:
                 return Finished(job, result.model_dump_json(), self.pipeline.render(result))
         except Exception as exc:
             log.exception("triage of %s failed", job.alert.alertname)
+            if job.attempts >= self.options.max_attempts:
+                return self._bare(job, exc)
             return _Failed(job, exc)
+
+    def _bare(self, job: Job, exc: Exception) -> Finished | _Failed:
+        """The last attempt failed too: deliver the alert as it came, never drop it."""
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        failed = Finding(
+            title=f"Triage failed {job.attempts} times ({reason}); the alert is shown as received",
+            source="router",
+            severity="warning",
+        )
+        result = _initial_result(job).model_copy(update={"findings": [failed]})
+        try:
+            return Finished(job, result.model_dump_json(), self.pipeline.render(result))
+        except Exception as render_exc:
+            log.exception("cannot render %s even without triage", job.alert.alertname)
+            return _Failed(job, render_exc)
 
     def _count(self, job: Job, outcome: str, started: float) -> None:
         self.metrics.job_duration.observe(time.time() - started)

@@ -101,8 +101,10 @@ class RecordingSink:
     def __init__(self, failures: list[DeliveryError]) -> None:
         self.failures = failures
         self.calls: list[str] = []
+        self.rendered: list[TriageResult] = []
 
     def render(self, result: TriageResult) -> list[Delivery]:
+        self.rendered.append(result)
         return [Delivery(self.name, "post", f"rec:{result.alert.state_key}", {})]
 
     async def send(self, delivery: Delivery) -> dict[str, Any] | None:
@@ -180,9 +182,34 @@ class BrokenClassifier:
         raise RuntimeError("rules exploded")
 
 
-async def test_failing_triage_is_retried_then_marked_failed(store: Store) -> None:
-    pipeline = pipeline_with([])
+async def test_failing_triage_is_retried_then_the_alert_is_delivered_as_received(
+    store: Store,
+) -> None:
+    sink = RecordingSink([])
+    pipeline = pipeline_with([sink])
     pipeline.classifier = BrokenClassifier()
+    options = WorkerOptions(count=1, lease_seconds=5, poll_seconds=0.02, max_attempts=2)
+    workers = Workers(store, pipeline, Metrics(), options)
+    await ingest(store, factories.alert("A"))
+    workers.start()
+    try:
+        await wait_for(lambda: _outbox_state(store, "done"), timeout=15)
+    finally:
+        await workers.stop()
+    assert await store.states() == {"done": 1}
+    assert len(sink.calls) == 1  # delivered once, after the second attempt failed
+    (result,) = sink.rendered
+    assert result.classification.category == "unclassified"
+    assert "Triage failed 2 times (RuntimeError: rules exploded)" in result.findings[0].title
+
+
+class BrokenSink(RecordingSink):
+    def render(self, result: TriageResult) -> list[Delivery]:
+        raise RuntimeError("template exploded")
+
+
+async def test_a_job_that_cannot_even_be_rendered_is_marked_failed(store: Store) -> None:
+    pipeline = pipeline_with([BrokenSink([])])
     options = WorkerOptions(count=1, lease_seconds=5, poll_seconds=0.02, max_attempts=1)
     workers = Workers(store, pipeline, Metrics(), options)
     await ingest(store, factories.alert("A"))
