@@ -15,8 +15,9 @@ import os
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from router.metrics import Metrics
 from router.pipeline import Pipeline, Sink
@@ -75,7 +76,8 @@ class Workers:
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _tasks: list[asyncio.Task] = field(default_factory=list, init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
-    _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _new_jobs: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _new_deliveries: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _turns: Turns = field(default_factory=Turns, init=False)
 
     @property
@@ -94,12 +96,13 @@ class Workers:
 
     def wake(self) -> None:
         """New work was stored: claim it now instead of at the next poll."""
-        self._wakeup.set()
+        self._new_jobs.set()
+        self._new_deliveries.set()
 
     async def stop(self) -> None:
         """Stop claiming; wait for in-flight work, then cancel (it is released, not lost)."""
         self._stopping.set()
-        self._wakeup.set()
+        self.wake()
         if not self._tasks:
             return
         _, pending = await asyncio.wait(self._tasks, timeout=self.options.shutdown_grace_seconds)
@@ -111,51 +114,88 @@ class Workers:
     def _spawn(self, name: str, loop: Callable[..., Awaitable[None]], *args: object) -> None:
         self._tasks.append(asyncio.create_task(loop(*args), name=f"router-{name}"))
 
-    async def _idle(self) -> None:
+    async def _idle(self, wakeup: asyncio.Event) -> None:
         """Sleep until the next poll, a wake-up or shutdown."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout=self.options.poll_seconds)
+            await asyncio.wait_for(wakeup.wait(), timeout=self.options.poll_seconds)
         if not self._stopping.is_set():
-            self._wakeup.clear()
+            wakeup.clear()
 
     async def _job_loop(self, owner: str) -> None:
-        while not self._stopping.is_set():
-            try:
-                jobs = await self.store.claim(owner, self.options.batch, self.options.lease_seconds)
-            except Exception as exc:  # the loop must outlive any database trouble
-                log.warning(
-                    "cannot claim jobs: %s", exc, exc_info=not isinstance(exc, StoreUnavailable)
-                )
-                jobs = []
-            if not jobs:
-                await self._idle()
-                continue
-            await self._run_batch(jobs, owner)
+        """Keep up to ``batch`` triages in flight; record those that finish together.
 
-    async def _run_batch(self, jobs: list[Job], owner: str) -> None:
-        """Triage claimed jobs concurrently, then record them all in one transaction."""
-        started = time.time()
-        for job in jobs:
-            self.metrics.job_age.observe(max(0.0, started - job.received_at))
+        A triage waiting on a hanging backend (up to the diagnostics deadline) holds
+        only its own slot: the others are recorded and delivered as they finish, and
+        new jobs are claimed into the free slots meanwhile.
+        """
+        running: dict[asyncio.Task[Finished | _Failed], tuple[Job, float]] = {}
         try:
-            outcomes = await asyncio.gather(*(self._triage(job) for job in jobs))
+            while running or not self._stopping.is_set():
+                room = self.options.batch - len(running)
+                if room > 0 and not self._stopping.is_set():
+                    for job in await self._claim(owner, room):
+                        running[asyncio.create_task(self._triage(job))] = (job, time.time())
+                if not running:
+                    await self._idle(self._new_jobs)
+                    continue
+                done = await self._next_finished(running)
+                if done:
+                    await self._record(
+                        [(task.result(), running.pop(task)[1]) for task in done], owner
+                    )
         except asyncio.CancelledError:
+            for task in running:
+                task.cancel()
+            jobs = [job for job, _ in running.values()]
             await asyncio.shield(asyncio.gather(*(self.store.release(j, owner) for j in jobs)))
             raise
-        finished = [o for o in outcomes if isinstance(o, Finished)]
+
+    async def _claim(self, owner: str, room: int) -> list[Job]:
         try:
-            recorded = await self.store.complete_many(owner, finished)
+            jobs = await self.store.claim(owner, room, self.options.lease_seconds)
+        except Exception as exc:  # the loop must outlive any database trouble
+            log.warning(
+                "cannot claim jobs: %s", exc, exc_info=not isinstance(exc, StoreUnavailable)
+            )
+            return []
+        now = time.time()
+        for job in jobs:
+            self.metrics.job_age.observe(max(0.0, now - job.received_at))
+        return jobs
+
+    async def _next_finished(
+        self, running: Mapping[asyncio.Task[Any], object]
+    ) -> set[asyncio.Task[Any]]:
+        """Wait for a triage to finish, a wake-up (new work) or the next poll."""
+        woken = asyncio.create_task(self._new_jobs.wait())
+        done, _ = await asyncio.wait(
+            [*running, woken],
+            timeout=self.options.poll_seconds,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        woken.cancel()
+        if self._new_jobs.is_set() and not self._stopping.is_set():
+            self._new_jobs.clear()
+        return {task for task in done if task in running}
+
+    async def _record(self, outcomes: list[tuple[Finished | _Failed, float]], owner: str) -> None:
+        """Record finished triages (and their deliveries) in one transaction; retry failures."""
+        finished = [(o, started) for o, started in outcomes if isinstance(o, Finished)]
+        try:
+            recorded = await self.store.complete_many(owner, [o for o, _ in finished])
         except StoreUnavailable as exc:
             log.warning(
                 "cannot record %d triages, their leases will expire: %s", len(finished), exc
             )
             recorded = [False] * len(finished)
-        for item, ok in zip(finished, recorded, strict=True):
+        for (item, started), ok in zip(finished, recorded, strict=True):
             self._count(item.job, "done" if ok else "lease_lost", started)
-        for job, error in ((o.job, o.error) for o in outcomes if isinstance(o, _Failed)):
-            self._count(job, await self._retry_job(job, owner, error), started)
+        for outcome, started in outcomes:
+            if isinstance(outcome, _Failed):
+                state = await self._retry_job(outcome.job, owner, outcome.error)
+                self._count(outcome.job, state, started)
         if any(recorded):
-            self.wake()
+            self._new_deliveries.set()
 
     async def _triage(self, job: Job) -> Finished | _Failed:
         try:
@@ -221,7 +261,7 @@ class Workers:
                 )
                 items = []
             if not items:
-                await self._idle()
+                await self._idle(self._new_deliveries)
                 continue
             settled = await asyncio.gather(*(self._deliver(item, sinks) for item in items))
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,36 @@ class BlockingDiagnoser:
         self.started.set()
         await asyncio.sleep(3600)
         return []
+
+
+class SlowFor:
+    """Diagnostics that hang for one alert name (until released) and are instant otherwise."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.release = name, asyncio.Event()
+
+    async def diagnose(self, result: TriageResult, deadline: float) -> list[Finding]:
+        if result.alert.alertname == self.name:
+            await self.release.wait()
+        return []
+
+
+async def test_a_hanging_triage_does_not_hold_back_the_alerts_after_it(store: Store) -> None:
+    sink = RecordingSink([])
+    diagnoser = SlowFor("Slow")
+    workers = Workers(store, pipeline_with([sink], diagnoser), Metrics(), replace(FAST, count=1))
+    await ingest(store, factories.alert("Slow"), factories.alert("Quick"))
+    workers.start()
+    try:
+        await wait_for(lambda: _async(len(sink.calls) == 1))  # Quick, claimed with Slow
+        await ingest(store, factories.alert("Later"))  # claimed while Slow still hangs
+        await wait_for(lambda: _async(len(sink.calls) == 2))
+        assert [r.alert.alertname for r in sink.rendered] == ["Quick", "Later"]
+        diagnoser.release.set()
+        await wait_for(lambda: _async(len(sink.calls) == 3))
+    finally:
+        await workers.stop()
+    assert sink.rendered[-1].alert.alertname == "Slow"
 
 
 async def test_shutdown_gives_back_unfinished_jobs(store: Store) -> None:

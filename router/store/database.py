@@ -197,9 +197,13 @@ class Database:
 
 def _create_engine(url: str, database: str | None, connect_timeout: float) -> AsyncEngine:
     if url.startswith("sqlite"):
+        pool: dict[str, int] = {}
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": connect_timeout})
+            # Connections are threads (aiosqlite): keep enough open for the workers and
+            # the dispatcher's concurrent reads, rather than one per overflowing read.
+            pool = {"pool_size": 20, "max_overflow": 10}
+        engine = create_async_engine(url, connect_args={"timeout": connect_timeout}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
