@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from router.alerts import WebhookPayload
 from router.store.database import Database
@@ -78,22 +78,28 @@ class Ingest:
 
     async def _write(self, batch: list[_Pending]) -> list[IngestResult]:
         now = self.clock()
-        async with self.db.write(urgent=True) as conn:
-            payload_ids = await _insert_payloads(conn, batch, now)
-            first_claim: dict[str, dict] = {}
-            for pending, payload_id in zip(batch, payload_ids, strict=True):
-                pending.rows = _event_rows(pending.payload, payload_id, now)
-                for row in pending.rows:
-                    first_claim.setdefault(row["state_key"], row)
-            inserted = await self._insert_events(conn, list(first_claim.values()))
-            if inserted:
-                await self._remember_latest(conn, first_claim, inserted, now)
+        return await self.db.run_write(
+            lambda conn: self._write_batch(conn, batch, now), urgent=True
+        )
+
+    def _write_batch(
+        self, conn: Connection, batch: list[_Pending], now: float
+    ) -> list[IngestResult]:
+        payload_ids = _insert_payloads(conn, batch, now)
+        first_claim: dict[str, dict] = {}
+        for pending, payload_id in zip(batch, payload_ids, strict=True):
+            pending.rows = _event_rows(pending.payload, payload_id, now)
+            for row in pending.rows:
+                first_claim.setdefault(row["state_key"], row)
+        inserted = self._insert_events(conn, list(first_claim.values()))
+        if inserted:
+            self._remember_latest(conn, first_claim, inserted, now)
         return [
             _result(p, payload_id, inserted, first_claim)
             for p, payload_id in zip(batch, payload_ids, strict=True)
         ]
 
-    async def _insert_events(self, conn: AsyncConnection, rows: list[dict]) -> dict[str, int]:
+    def _insert_events(self, conn: Connection, rows: list[dict]) -> dict[str, int]:
         """Insert the alert states not seen before; returns state_key → event id of the new ones."""
         if not rows:
             return {}
@@ -102,10 +108,10 @@ class Ingest:
             .on_conflict_do_nothing(index_elements=["state_key"])
             .returning(alert_events.c.id, alert_events.c.state_key)
         )
-        return {row.state_key: row.id for row in await conn.execute(stmt, rows)}
+        return {row.state_key: row.id for row in conn.execute(stmt, rows)}
 
-    async def _remember_latest(
-        self, conn: AsyncConnection, rows: dict[str, dict], inserted: dict[str, int], now: float
+    def _remember_latest(
+        self, conn: Connection, rows: dict[str, dict], inserted: dict[str, int], now: float
     ) -> None:
         """Point each alert's latest-state row at its newest event."""
         latest: dict[str, dict] = {}
@@ -129,10 +135,10 @@ class Ingest:
             },
             where=alerts.c.last_event_id < stmt.excluded.last_event_id,
         )
-        await conn.execute(stmt, [latest[fp] for fp in sorted(latest)])
+        conn.execute(stmt, [latest[fp] for fp in sorted(latest)])
 
 
-async def _insert_payloads(conn: AsyncConnection, batch: list[_Pending], now: float) -> list[int]:
+def _insert_payloads(conn: Connection, batch: list[_Pending], now: float) -> list[int]:
     rows = [
         {
             "received_at": now,
@@ -143,7 +149,7 @@ async def _insert_payloads(conn: AsyncConnection, batch: list[_Pending], now: fl
         for p in batch
     ]
     stmt = payloads.insert().returning(payloads.c.id, sort_by_parameter_order=True)
-    return [row.id for row in await conn.execute(stmt, rows)]
+    return [row.id for row in conn.execute(stmt, rows)]
 
 
 def _event_rows(payload: WebhookPayload, payload_id: int, now: float) -> list[dict]:

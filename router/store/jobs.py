@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from router.alerts import Alert
 from router.pipeline import Delivery
@@ -97,28 +97,27 @@ class JobQueue:
         """
         now = self.clock()
         ids = [item.job.id for item in batch]
-        async with self.db.write() as conn:
-            held = set(
-                (
-                    await conn.execute(
-                        select(alert_events.c.id).where(
-                            alert_events.c.id.in_(ids),
-                            alert_events.c.lease_owner == owner,
-                            alert_events.c.state == "running",
-                        )
-                    )
-                ).scalars()
+
+        def record(conn: Connection) -> set[int]:
+            query = select(alert_events.c.id).where(
+                alert_events.c.id.in_(ids),
+                alert_events.c.lease_owner == owner,
+                alert_events.c.state == "running",
             )
+            held = set(conn.execute(query).scalars())
             mine = [item for item in batch if item.job.id in held]
             if mine:
-                await conn.execute(
+                conn.execute(
                     _FINISH,
                     [{"job_id": i.job.id, "result": i.result_json, "at": now} for i in mine],
                 )
             rows = [_outbox_row(d, item.job, now) for item in mine for d in item.deliveries]
             if rows:
                 stmt = self.db.insert(outbox).on_conflict_do_nothing(index_elements=["key"])
-                await conn.execute(stmt, rows)
+                conn.execute(stmt, rows)
+            return held
+
+        held = await self.db.run_write(record)
         return [item.job.id in held for item in batch]
 
     async def retry_later(

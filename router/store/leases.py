@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Table, and_, exists, or_, select, update
+from sqlalchemy import Column, Connection, Table, and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from router.store.database import Database
@@ -57,11 +57,12 @@ async def claim(
         .limit(limit)
         .with_for_update(skip_locked=True, of=table)
     )
-    async with db.write() as conn:
-        previous = {row.id: row.state for row in await conn.execute(query)}
+
+    def lease(conn: Connection) -> list[tuple[Any, bool]]:
+        previous = {row.id: row.state for row in conn.execute(query)}
         if not previous:
             return []
-        rows = await conn.execute(
+        rows = conn.execute(
             update(table)
             .where(table.c.id.in_(previous))
             .values(
@@ -72,5 +73,7 @@ async def claim(
             )
             .returning(table)
         )
-        claimed = [(row, previous[row.id] == states.held) for row in rows]
+        return [(row, previous[row.id] == states.held) for row in rows]
+
+    claimed = await db.run_write(lease)
     return sorted(claimed, key=lambda pair: pair[0].id)

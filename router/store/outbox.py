@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from router.pipeline import Delivery
 from router.store import leases
@@ -94,7 +94,8 @@ class Outbox:
         for outcome in outcomes:
             params = {"item_id": outcome.item.id, **outcome.values}
             by_columns.setdefault(tuple(sorted(outcome.values)), []).append(params)
-        async with self.db.write() as conn:
+
+        def record(conn: Connection) -> None:
             for columns, params in by_columns.items():
                 stmt = (
                     update(outbox)
@@ -105,7 +106,9 @@ class Outbox:
                         **{column: bindparam(column) for column in columns},
                     )
                 )
-                await conn.execute(stmt, params)
+                conn.execute(stmt, params)
+
+        await self.db.run_write(record)
 
     async def counts(self) -> dict[str, int]:
         async with self.db.read() as conn:

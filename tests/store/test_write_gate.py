@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from router.store.database import WriteGate
 
 
@@ -45,3 +47,16 @@ async def test_a_cancelled_waiter_does_not_keep_the_gate() -> None:
     await task
     async with asyncio.timeout(1), gate(False):
         pass  # acquirable again: neither the holder nor the cancelled waiter kept it
+
+
+async def test_a_waiter_cancelled_as_the_gate_is_released_just_leaves() -> None:
+    gate = WriteGate()
+    await gate._acquire(False)  # held
+    waiter = asyncio.create_task(gate._acquire(True))
+    await asyncio.sleep(0)  # queued
+    waiter.cancel()  # its future is cancelled now; the task learns it on its next step
+    gate._release()  # skips the cancelled waiter, and frees the gate
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    async with asyncio.timeout(1), gate(False):
+        pass
