@@ -196,9 +196,13 @@ class Database:
         engine, thread = self._writer
         assert self._gate is not None
         async with self._gate(urgent), self._guard():
-            result = await asyncio.get_running_loop().run_in_executor(
-                thread, _in_transaction, engine, work
-            )
+            try:
+                running = asyncio.get_running_loop().run_in_executor(
+                    thread, _in_transaction, engine, work
+                )
+            except RuntimeError:  # the writer thread is shut down: the store was closed
+                raise StoreUnavailable("the state store is closed") from None
+            result = await running
         if self._checkpoints is not None:
             self._checkpoints.written()
         return result
