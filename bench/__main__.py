@@ -1,4 +1,7 @@
-"""``python -m bench`` (``make bench``): every benchmark, one after the other."""
+"""``python -m bench`` (``make bench``): every benchmark, one after the other.
+
+``python -m bench --quick`` runs each in its short mode; other arguments go to ``ingest.py``.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,14 @@ def run(*argv: str) -> None:
 
 
 if __name__ == "__main__":
-    run("bench/ingest.py", *sys.argv[1:])
+    args = sys.argv[1:]
+    quick = ["--quick"] if "--quick" in args else []
+    if quick:
+        args = [a for a in args if a != "--quick"] or ["--seconds", "2"]
+    run("bench/ingest.py", *args)
+    run("bench/end_to_end.py", *quick)
+    run("bench/storm.py", *quick)
+    run("bench/cost_growth.py", *quick)
     for corpus in (HERE / "heldout_alerts.yaml", CORPUS):
         if corpus.exists():
             run("bench/classifier_accuracy.py", str(corpus), "--quiet")

@@ -1,0 +1,298 @@
+"""Storm: 10,000 distinct alerts within a minute, then the same payloads again as duplicates.
+
+Two routers run side by side (``runbook-router serve``, SQLite, Slack sink pointed at
+a fake Slack Web API over real HTTP, Slack's default flow control: 1 message/s per
+channel, bursts of 3, a storm summary past 20 new alerts a minute). One receives the
+storm; the other receives nothing and is the baseline for memory and CPU over the
+same period. Reported:
+
+- **lost**: alerts sent whose state is not triaged, whose ``publish`` delivery is not
+  done, or that have no Slack message reference (own message or storm summary) in
+  the store; cross-checked with the fake: own posts + storm-summary count = alerts;
+- **duplicates**: alerts with more than one top-level ``chat.postMessage``, and new
+  alert states or outbox rows created by the duplicate wave;
+- peak RSS (``VmHWM``), CPU ms per alert (``utime + stime``), and the time from the
+  first webhook until every alert is delivered (the last outbox row done).
+
+    python bench/storm.py              # 10,000 alerts, 10 per webhook, sent over 50 s
+    python bench/storm.py --quick      # 2,000 alerts over 15 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.support import (
+    ProcSample,
+    ProfiledRouter,
+    TimedSlack,
+    alert,
+    machine,
+    payload,
+    percentile,
+    proc_sample,
+    router_env,
+    write_config,
+)
+from tests.harness.fake_slack import FakeSlackServer
+from tests.procs import RouterProcess
+
+NAMES: list[tuple[str, str]] = [
+    ("LatencyP95Breaching", "histogram_quantile(0.95, rate(http_duration_seconds_bucket[5m])) > 1"),
+    ("SLOAvailabilityFastBurn", 'sum(rate(http_requests_total{code=~"5.."}[5m])) > 1'),
+    ("PodCrashLooping", "rate(kube_pod_container_status_restarts_total[15m]) > 0"),
+    ("PostgresTooManyConnections", "pg_stat_activity_count > 90"),
+    ("NodeFilesystemAlmostFull", "node_filesystem_avail_bytes < 1e9"),
+]
+
+
+@dataclass
+class Wave:
+    acks: list[float] = field(default_factory=list)
+    new: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+
+def webhooks(count: int, per_payload: int, run: str) -> tuple[list[bytes], list[str]]:
+    bodies, fingerprints = [], []
+    for w in range(count // per_payload):
+        name, expr = NAMES[w % len(NAMES)]
+        batch = []
+        for i in range(per_payload):
+            fp = f"{run}-{w:05d}-{i:03d}"
+            labels = {"namespace": f"ns{w % 7}", "pod": f"api-{w}-{i}", "instance": fp}
+            batch.append(alert(name, fp, labels, expr))
+            fingerprints.append(fp)
+        bodies.append(payload(batch, name))
+    return bodies, fingerprints
+
+
+async def send(url: str, bodies: list[bytes], seconds: float) -> Wave:
+    """Open loop: the webhooks spread evenly over ``seconds``."""
+    wave = Wave()
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def one(body: bytes) -> None:
+            started = time.monotonic()
+            try:
+                response = await client.post(
+                    url, content=body, headers={"content-type": "application/json"}
+                )
+            except httpx.HTTPError:
+                wave.errors += 1
+                return
+            wave.acks.append(time.monotonic() - started)
+            if response.status_code != 202:
+                wave.errors += 1
+                return
+            answer = response.json()
+            wave.new += answer["new"]
+            wave.duplicates += answer["duplicates"]
+
+        begin = time.monotonic()
+        tasks = []
+        for index, body in enumerate(bodies):
+            delay = begin + index * seconds / len(bodies) - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(body)))
+        await asyncio.gather(*tasks)
+        wave.seconds = time.monotonic() - begin
+    return wave
+
+
+class StoreView:
+    """Read-only look at the router's SQLite store from this process."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+
+    def counts(self, table: str) -> dict[str, int]:
+        query = f"SELECT state, count(*) FROM {table} GROUP BY state"
+        return dict(self.db.execute(query).fetchall())
+
+    def column(self, query: str) -> set[str]:
+        return {row[0] for row in self.db.execute(query)}
+
+    def scalar(self, query: str) -> float:
+        return self.db.execute(query).fetchone()[0] or 0.0
+
+
+async def wait_delivered(
+    view: StoreView, alerts: int, timeout: float, pid: int, began: float
+) -> bool:
+    deadline = time.monotonic() + timeout
+    printed = 0.0
+    while time.monotonic() < deadline:
+        jobs, outbox = view.counts("alert_events"), view.counts("outbox")
+        busy = outbox.get("pending", 0) + outbox.get("sending", 0)
+        finished = jobs.get("done", 0) >= alerts and busy == 0
+        if finished or time.monotonic() - printed >= 10:
+            rss = proc_sample(pid).rss_mib
+            print(
+                f"  {time.monotonic() - began:5.0f}s jobs {jobs} outbox {outbox} rss {rss:.0f} MiB"
+            )
+            printed = time.monotonic()
+        if finished:
+            return True
+        await asyncio.sleep(2.0)
+    return False
+
+
+def start_router(
+    root: Path, name: str, api_url: str, threshold: int, profile: Path | None = None
+) -> RouterProcess:
+    workdir = root / name
+    workdir.mkdir()
+    slack = {"api_url": api_url, "storm_threshold_per_minute": threshold}
+    config = write_config(workdir, slack=slack)
+    if profile is not None:
+        return ProfiledRouter(workdir, router_env(config), profile.resolve()).start()
+    return RouterProcess(workdir, router_env(config)).start()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=10_000)
+    parser.add_argument("--per-payload", type=int, default=10, help="alerts per webhook")
+    parser.add_argument("--seconds", type=float, default=50.0, help="first wave spread over")
+    parser.add_argument("--timeout", type=float, default=900.0, help="max wait for delivery")
+    parser.add_argument("--quick", action="store_true", help="2,000 alerts over 15 s")
+    parser.add_argument(
+        "--threshold", type=int, default=20, help="slack.storm_threshold_per_minute (20)"
+    )
+    parser.add_argument("--keep-log", type=Path, help="copy the storm router's log here")
+    parser.add_argument("--profile", type=Path, help="run it under pyinstrument, report here")
+    args = parser.parse_args()
+    if args.quick:
+        args.alerts, args.seconds = min(args.alerts, 2000), min(args.seconds, 15.0)
+    print(f"machine: {machine()}")
+    print(
+        f"{args.alerts} alerts, {args.per_payload} per webhook, first wave over "
+        f"{args.seconds:g} s, duplicates over {args.seconds / 2:g} s"
+    )
+    slack = TimedSlack()
+    slack.add_channel("#alerts")
+    server = FakeSlackServer(slack)
+    run = f"s{int(time.time()) % 100000:05d}"
+    bodies, fingerprints = webhooks(args.alerts, args.per_payload, run)
+    with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
+        root = Path(tmp)
+        storm = start_router(root, "storm", server.api_url, args.threshold, args.profile)
+        idle = start_router(root, "idle", server.api_url, args.threshold)
+        assert storm.process is not None and idle.process is not None
+        pids = (storm.process.pid, idle.process.pid)
+        view = StoreView(storm.workdir / "data" / "router.db")
+        try:
+            before = [proc_sample(pid) for pid in pids]
+            began_wall, began = time.time(), time.monotonic()
+            first = await send(f"{storm.url}/alertmanager", bodies, args.seconds)
+            print(f"  first wave sent in {first.seconds:.1f} s", flush=True)
+            events_after_first = view.scalar("SELECT count(*) FROM alert_events")
+            second = await send(f"{storm.url}/alertmanager", bodies, args.seconds / 2)
+            print(f"  duplicate wave sent in {second.seconds:.1f} s", flush=True)
+            done = await wait_delivered(view, args.alerts, args.timeout, pids[0], began)
+            elapsed = time.monotonic() - began
+            await asyncio.sleep(6)  # let the storm summary's last edit land
+            after = [proc_sample(pid) for pid in pids]
+            report(args, view, slack, fingerprints, (first, second), before, after)
+            print(f"  all delivered: {done}; bench ran {elapsed:.0f} s after the first webhook")
+            last_done = view.scalar("SELECT max(done_at) FROM outbox")
+            last_triaged = view.scalar("SELECT max(finished_at) FROM alert_events")
+            delivered = f"{last_done - began_wall:.1f} s" if done else "not within --timeout"
+            print(
+                f"  from the first webhook: every alert triaged after "
+                f"{last_triaged - began_wall:.1f} s, every alert delivered after {delivered}"
+            )
+            db = storm.workdir / "data"
+            size = sum(f.stat().st_size for f in db.iterdir()) / 2**20
+            print(
+                f"  store on disk: {size:.0f} MiB ({size * 1024 / args.alerts:.1f} KiB per alert)"
+            )
+            new_events = view.scalar("SELECT count(*) FROM alert_events") - events_after_first
+            print(f"  alert states created by the duplicate wave: {new_events:.0f}")
+        finally:
+            view.db.close()
+            for router in (storm, idle):
+                try:  # pyinstrument writes its report on exit: give it time
+                    router.terminate(600 if args.profile else 120)
+                except subprocess.TimeoutExpired:
+                    router.kill()
+            server.stop()
+            if args.keep_log:
+                args.keep_log.write_bytes(storm.log_path.read_bytes())
+
+
+def report(
+    args: argparse.Namespace,
+    view: StoreView,
+    slack: TimedSlack,
+    fingerprints: list[str],
+    waves: tuple[Wave, Wave],
+    before: list[ProcSample],
+    after: list[ProcSample],
+) -> None:
+    sent = set(fingerprints)
+    triaged = view.column("SELECT fingerprint FROM alert_events WHERE state = 'done'")
+    published = view.column(
+        "SELECT fingerprint FROM outbox WHERE action = 'publish' AND state = 'done'"
+    )
+    referenced = view.column("SELECT thread_key FROM messages WHERE sink = 'slack'")
+    unfinished = view.column(
+        "SELECT fingerprint FROM alert_events WHERE state IN ('pending', 'running') UNION "
+        "SELECT fingerprint FROM outbox WHERE state IN ('pending', 'sending')"
+    )
+    lost = sent - (triaged & published & referenced) - unfinished
+    dead = view.counts("outbox").get("dead", 0)
+    posts = {fp: len(times) for fp, times in slack.posted.items() if fp in sent}
+    duplicates = sum(1 for n in posts.values() if n > 1)
+    summarised = slack.storm_total()
+    first, second = waves
+    print("\nwave        webhooks  new  dups  errors  ack p50 ms  p99 ms")
+    for name, wave in (("first", first), ("duplicate", second)):
+        print(
+            f"{name:11} {len(wave.acks):8d} {wave.new:5d} {wave.duplicates:5d} {wave.errors:7d} "
+            f"{percentile(wave.acks, 0.5) * 1000:10.1f} {percentile(wave.acks, 0.99) * 1000:7.1f}"
+        )
+    print(
+        f"\nlost alerts: {len(lost)} (target 0); outbox rows dead: {dead}; "
+        f"alerts still in flight when the run ended: {len(unfinished & sent)}\n"
+        f"duplicate notifications: {duplicates} (target 0)\n"
+        f"Slack: {len(posts)} alerts posted on their own + {summarised} in storm summaries "
+        f"= {len(posts) + summarised} of {len(sent)}; "
+        f"chat.postMessage {len(slack.requests('chat.postMessage'))}, "
+        f"chat.update {len(slack.requests('chat.update'))}"
+    )
+    if lost:
+        print(f"  e.g. lost: {sorted(lost)[:5]}")
+    storm_cpu = after[0].cpu_seconds - before[0].cpu_seconds
+    idle_cpu = after[1].cpu_seconds - before[1].cpu_seconds
+    print(
+        f"\n{'router':8} {'RSS start':>10} {'peak RSS':>9} {'CPU s':>7} {'CPU ms/alert':>13}\n"
+        f"{'storm':8} {before[0].rss_mib:8.0f}Mi {after[0].hwm_mib:7.0f}Mi {storm_cpu:7.1f} "
+        f"{storm_cpu * 1000 / args.alerts:13.2f}\n"
+        f"{'idle':8} {before[1].rss_mib:8.0f}Mi {after[1].hwm_mib:7.0f}Mi {idle_cpu:7.1f} "
+        f"{'-':>13}\n"
+        f"peak RSS {after[0].hwm_mib:.0f} MiB (target < 200 MiB: "
+        f"{'met' if after[0].hwm_mib < 200 else 'MISSED'}), "
+        f"{after[0].hwm_mib / after[1].hwm_mib:.2f}x the idle router"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
