@@ -243,7 +243,7 @@ class Retriager:
                     recorded, result_json=None, deliveries=[], outcome="findings already noted"
                 )
                 return
-        result = reused or await self.pipeline.triage(_initial(state))
+        result = reused or await self.pipeline.triage(TriageResult.of(state))
         deliveries = await self._deliveries(result, request, rerun=reused is None)
         await self.store.retriages.finish(
             recorded,
@@ -334,12 +334,3 @@ class Retriager:
                 f"Latest findings (of {result.triaged_at:%H:%M UTC}), for {request.requested_by}."
             )
         return [pagerduty.render_retriage(result, request.key, head)]
-
-
-def _initial(state: StoredState) -> TriageResult:
-    return TriageResult(
-        alert=state.alert,
-        external_url=state.external_url,
-        receiver=state.receiver,
-        group_key=state.group_key,
-    )

@@ -8,7 +8,7 @@ any sink.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -93,6 +93,15 @@ class Finding(BaseModel):
     verdict: Verdict | None = None
 
 
+class StoredAlertState(Protocol):
+    """An alert state with where it came from (a job, or the latest state of an alert)."""
+
+    alert: Alert
+    external_url: str
+    receiver: str
+    group_key: str
+
+
 class TriageResult(BaseModel):
     """Everything known about one alert state, ready for any sink to render."""
 
@@ -104,6 +113,16 @@ class TriageResult(BaseModel):
     runbook: RunbookExcerpt | None = None
     findings: list[Finding] = Field(default_factory=list)
     triaged_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @classmethod
+    def of(cls, stored: StoredAlertState) -> TriageResult:
+        """A result not yet triaged, for an alert state as the store keeps it."""
+        return cls(
+            alert=stored.alert,
+            external_url=stored.external_url,
+            receiver=stored.receiver,
+            group_key=stored.group_key,
+        )
 
     @property
     def verdicts(self) -> list[Finding]:

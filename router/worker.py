@@ -200,7 +200,7 @@ class Workers:
     async def _triage(self, job: Job) -> Finished | _Failed:
         try:
             async with self._turns():
-                result = self.pipeline.prepare(_initial_result(job))
+                result = self.pipeline.prepare(TriageResult.of(job))
             result = await self.pipeline.diagnose(result)
             async with self._turns():
                 return Finished(job, result.model_dump_json(), self.pipeline.render(result))
@@ -218,7 +218,7 @@ class Workers:
             source="router",
             severity="warning",
         )
-        result = _initial_result(job).model_copy(update={"findings": [failed]})
+        result = TriageResult.of(job).model_copy(update={"findings": [failed]})
         try:
             return Finished(job, result.model_dump_json(), self.pipeline.render(result))
         except Exception as render_exc:
@@ -314,12 +314,3 @@ class Workers:
 class _Failed:
     job: Job
     error: Exception
-
-
-def _initial_result(job: Job) -> TriageResult:
-    return TriageResult(
-        alert=job.alert,
-        external_url=job.external_url,
-        receiver=job.receiver,
-        group_key=job.group_key,
-    )
