@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from router.store.database import Database
+from router.store.database import Checkpoints, Database, WriteGate
 
 
 def rows_in_main_file(db_path: Path, scratch: Path) -> int:
@@ -39,5 +39,23 @@ async def test_commits_leave_the_wal_and_a_background_checkpoint_copies_it(
         while rows_in_main_file(path, tmp_path / "copy.db") != 3:
             assert time.monotonic() < deadline, "no checkpoint after the commit"
             await asyncio.sleep(0.1)
+    finally:
+        await db.close()
+
+
+async def test_a_wal_past_its_limit_is_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "router.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        async with db.write() as conn:
+            await conn.execute(text("CREATE TABLE t (x TEXT)"))
+            await conn.execute(text("INSERT INTO t VALUES (:x)"), [{"x": "y" * 500}] * 200)
+        wal = tmp_path / "router.db-wal"
+        checkpoints = Checkpoints(db.engine, WriteGate(), limit_frames=10_000)
+        await checkpoints.run()  # copied, but within the limit: the WAL file stays
+        assert wal.stat().st_size > 0
+        await Checkpoints(db.engine, WriteGate(), limit_frames=1).run()
+        assert wal.stat().st_size == 0
+        assert rows_in_main_file(path, tmp_path / "copy.db") == 200
     finally:
         await db.close()
