@@ -78,6 +78,8 @@ class Server:
             argv += ["--no-access-log", "--log-level", "warning"]
         else:
             argv = [sys.executable, "-m", "router", "serve", "--port", str(self.port)]
+            if kind == "web-only":
+                argv = [sys.executable, "-m", "bench.web_only", str(self.port)]
             env |= {
                 "ROUTER_DATA_DIR": str(workdir / "data"),
                 "ROUTER_CONSOLE_PATH": os.devnull,
@@ -176,7 +178,7 @@ async def _phase(
 ) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         database_url = (
-            await fresh_postgres() if backend == "postgresql" and kind == "router" else None
+            await fresh_postgres() if backend == "postgresql" and kind != "baseline" else None
         )
         server = Server(kind, database_url, Path(tmp))
         try:
@@ -196,6 +198,9 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--web-only", action="store_true", help="also measure the web app without its workers"
+    )
     args = parser.parse_args()
     print(
         f"machine: {os.cpu_count()} cores; concurrency {args.concurrency}; "
@@ -212,6 +217,9 @@ async def main() -> None:
         for backend in args.backends:
             result = await scenario("router", backend, alerts, args)
             print(row(f"router {backend}, {alerts} alerts", result, base))
+            if args.web_only:
+                result = await scenario("web-only", backend, alerts, args)
+                print(row("  web only (no workers)", result, base))
 
 
 def row(name: str, result: dict, base: dict) -> str:
