@@ -69,6 +69,12 @@ class Delivery:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+# A ``send`` response may list, under this key, key prefixes of the same alert's later
+# deliveries to the same sink that it made unnecessary (an alert summarised in a storm
+# has no thread to reply in): the outbox settles them with it instead of sending them.
+SETTLES = "settles"
+
+
 class Sink(Protocol):
     """A destination: renders a triage result, then sends what it rendered."""
 

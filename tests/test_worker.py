@@ -137,6 +137,37 @@ async def test_transient_failures_are_retried_until_delivered(store: Store) -> N
     assert _sample(metrics, "runbook_router_deliveries_total", outcome="delivered") == 1
 
 
+class SettlingSink(RecordingSink):
+    """Its first delivery makes the replies after it unnecessary (as a storm summary does)."""
+
+    def render(self, result: TriageResult) -> list[Delivery]:
+        key = result.alert.state_key
+        keys = [f"rec:post:{key}", f"rec:reply:{key}:0", f"rec:reply:{key}:1", f"rec:note:{key}"]
+        return [Delivery(self.name, k.split(":")[1], k, {}) for k in keys]
+
+    async def send(self, delivery: Delivery) -> dict[str, Any] | None:
+        self.calls.append(delivery.key)
+        state_key = delivery.key.split(":", 2)[2]
+        return {"settles": [f"rec:reply:{state_key}:"]} if delivery.action == "post" else None
+
+
+async def test_deliveries_made_unnecessary_are_settled_not_sent(store: Store) -> None:
+    sink = SettlingSink([])
+    workers = Workers(store, pipeline_with([sink]), Metrics(), FAST)
+    await ingest(store, factories.alert("A"))
+    workers.start()
+    try:
+        await wait_for(lambda: _async(len(sink.calls) == 2))
+        await asyncio.sleep(0.2)
+    finally:
+        await workers.stop()
+    assert [key.split(":")[1] for key in sink.calls] == ["post", "note"]
+    rows = await store.outbox.rows()
+    assert [row["state"] for row in rows] == ["done"] * 4
+    replies = [row for row in rows if row["action"] == "reply"]
+    assert all("settled with rec:post:" in row["response_json"] for row in replies)
+
+
 async def test_permanent_failure_is_not_retried(store: Store) -> None:
     sink = RecordingSink([DeliveryError("channel_not_found", permanent=True)])
     metrics = Metrics()

@@ -30,7 +30,7 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from router.config import SlackSettings
-from router.pipeline import Delivery
+from router.pipeline import SETTLES, Delivery
 from router.redact import Redactor
 from router.render.graph import render_png
 from router.sinks import DeliveryError
@@ -173,7 +173,7 @@ class SlackSink:
         payload = delivery.payload
         if ref is not None and ref.get("storm"):
             if payload["status"] != "firing":
-                return {"skipped": "summarised in a storm"}
+                return {"skipped": "summarised in a storm", SETTLES: _thread_of(payload)}
             ref = None  # firing again after a storm: a message of its own
         if (
             ref is not None
@@ -284,7 +284,7 @@ class SlackSink:
                 self._schedule_flush(storm)
         ref = {"channel": storm.channel_id, "ts": storm.ts, "storm": True}
         await self.store.messages.save(payload["thread_key"], NAME, ref)
-        return {"storm": storm.ts, "channel": storm.channel_id}
+        return {"storm": storm.ts, "channel": storm.channel_id, SETTLES: _thread_of(payload)}
 
     async def _edit_storm(self, storm: Storm) -> None:
         await self.limiter.acquire(storm.channel)
@@ -363,6 +363,12 @@ class SlackSink:
             lock = asyncio.Lock()
             self._locks[key] = lock
         return lock
+
+
+def _thread_of(payload: JSON) -> list[str]:
+    """Key prefixes of this alert state's thread deliveries: none is needed in a storm."""
+    state_key = payload["state_key"]
+    return [f"slack:reply:{state_key}:", f"slack:graph:{state_key}"]
 
 
 def _metadata(delivery: Delivery) -> JSON:

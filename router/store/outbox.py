@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 
-from router.pipeline import Delivery
+from router.pipeline import SETTLES, Delivery
 from router.store import leases
 from router.store.database import Database
 from router.store.jobs import Clock
@@ -44,6 +44,7 @@ class Settled:
 
     item: OutboxItem
     values: dict[str, Any]
+    settles: tuple[str, ...] = ()  # key prefixes of pending deliveries done with this one
 
 
 class Outbox:
@@ -77,10 +78,11 @@ class Outbox:
         await self.settle(owner, [self.dead(item, error)])
 
     def delivered(self, item: OutboxItem, response: dict[str, Any] | None) -> Settled:
+        response = dict(response or {})
+        settles = tuple(response.pop(SETTLES, ()))
         response_json = json.dumps(response) if response else None
-        return Settled(
-            item, {"state": "done", "done_at": self.clock(), "response_json": response_json}
-        )
+        values = {"state": "done", "done_at": self.clock(), "response_json": response_json}
+        return Settled(item, values, settles)
 
     def retry(self, item: OutboxItem, when: float, error: str) -> Settled:
         return Settled(item, {"state": "pending", "next_attempt_at": when, "last_error": error})
@@ -107,6 +109,9 @@ class Outbox:
                     )
                 )
                 conn.execute(stmt, params)
+            for outcome in outcomes:
+                if outcome.settles:
+                    conn.execute(_settle_with(outcome, self.clock()))
 
         await self.db.run_write(record)
 
@@ -135,4 +140,21 @@ def _item(row: Any, interrupted: bool) -> OutboxItem:
         attempts=row.attempts,
         created_at=row.created_at,
         interrupted=interrupted,
+    )
+
+
+def _settle_with(outcome: Settled, now: float) -> Any:
+    """Mark the pending deliveries ``outcome`` made unnecessary as done (same alert and sink)."""
+    item = outcome.item
+    skipped = json.dumps({"skipped": f"settled with {item.delivery.key}"})
+    prefixed = [func.substr(outbox.c.key, 1, len(p)) == p for p in outcome.settles]
+    return (
+        update(outbox)
+        .where(
+            outbox.c.fingerprint == item.fingerprint,
+            outbox.c.sink == item.delivery.sink,
+            outbox.c.state == "pending",
+            or_(*prefixed),
+        )
+        .values(state="done", done_at=now, response_json=skipped)
     )

@@ -138,7 +138,12 @@ async def test_a_storm_is_summarised_in_one_message_edited_at_most_every_few_sec
     ref = await store.messages.get("fp4", "slack")
     assert ref == {"channel": "C0ALERTS1", "ts": summary["ts"], "storm": True}
     resolved = triage_result("resolved", name="PodCrashLooping", fingerprint="fp4")
-    assert await sink.send(sink.render(resolved)[0]) == {"skipped": "summarised in a storm"}
+    answer = await sink.send(sink.render(resolved)[0])
+    assert answer is not None and answer["skipped"] == "summarised in a storm"
+    assert answer["settles"] == [  # its thread replies are settled with it, not sent
+        f"slack:reply:{resolved.alert.state_key}:",
+        f"slack:graph:{resolved.alert.state_key}",
+    ]
 
     clock.now += 120  # a quiet minute later, new alerts are posted on their own again
     await sink.send(alert(6)[0])

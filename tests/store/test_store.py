@@ -159,6 +159,29 @@ async def test_outbox_give_up_unblocks_later_rows(store: Store) -> None:
     assert [i.delivery.key for i in await store.outbox.claim("d", 10, 30)] == ["k2"]
 
 
+async def test_a_delivery_settles_the_ones_it_made_unnecessary(store: Store) -> None:
+    await store.ingest(*parse(factories.alert("A"), factories.alert("B")))
+    jobs = await store.claim("w", 2, 30)
+    for job in jobs:  # the same keys per alert, so only the alert may tell them apart
+        keys = ["post", "reply:1", "reply:2", "replyall"]
+        deliveries = [
+            Delivery("s", k.split(":")[0], f"{k}@{job.alert.alertname}", {}) for k in keys
+        ]
+        deliveries.append(Delivery("other", "reply", f"reply:1@{job.alert.alertname}/o", {}))
+        await store.complete(job, "w", "{}", deliveries)
+    claimed = await store.outbox.claim("d", 10, 30)
+    post = next(i for i in claimed if i.delivery.key == "post@A")
+    await store.outbox.done(post, "d", {"ok": True, "settles": ["reply:1@A", "reply:2"]})
+    rows = {(r["sink"], r["key"]): r for r in await store.outbox.rows()}
+    assert rows[("s", "post@A")]["response_json"] == '{"ok": true}'
+    assert rows[("s", "reply:1@A")]["state"] == "done"  # prefix matched, same alert and sink
+    assert rows[("s", "reply:2@A")]["state"] == "done"
+    assert "settled with post@A" in rows[("s", "reply:2@A")]["response_json"]
+    assert rows[("s", "replyall@A")]["state"] == "pending"  # no prefix of it was given
+    assert rows[("s", "reply:2@B")]["state"] != "done"  # another alert
+    assert rows[("other", "reply:1@A/o")]["state"] != "done"  # another sink (claimed)
+
+
 async def test_unreachable_postgres_is_unavailable_not_an_error() -> None:
     with pytest.raises(StoreUnavailable) as info:
         await open_store("postgresql://router:s3cret-pw@127.0.0.1:1/x", connect_timeout=1)
