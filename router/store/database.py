@@ -114,21 +114,12 @@ class Checkpoints:
     SQLite's automatic checkpoint runs inside the commit that crosses its threshold,
     so one webhook in a few hundred would wait for megabytes to be copied and synced.
     With it turned off, a ``PASSIVE`` checkpoint (which never blocks writers) runs on
-    its own connection after writes. Under constant load readers may keep a passive
-    checkpoint from ever finishing, so past ``limit_frames`` in the WAL a ``TRUNCATE``
-    checkpoint runs between two writes (holding the write gate) to bound its size.
+    its own connection after writes; ``journal_size_limit`` then trims the WAL file
+    when the next writer starts it over.
     """
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        gate: WriteGate,
-        *,
-        interval: float = 1.0,
-        limit_frames: int = 16384,  # 64 MiB of 4 KiB pages
-    ) -> None:
-        self.engine, self.gate = engine, gate
-        self.interval, self.limit_frames = interval, limit_frames
+    def __init__(self, engine: AsyncEngine, interval: float = 1.0) -> None:
+        self.engine, self.interval = engine, interval
         self._task: asyncio.Task[None] | None = None
 
     def written(self) -> None:
@@ -141,19 +132,10 @@ class Checkpoints:
 
     async def run(self) -> None:
         try:
-            if await self._checkpoint("PASSIVE") > self.limit_frames:
-                async with self.gate(False):
-                    await self._checkpoint("TRUNCATE")
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         except DBAPIError as exc:  # the next one will do; the WAL keeps everything
             log.warning("SQLite checkpoint failed: %s", _describe(exc))
-
-    async def _checkpoint(self, mode: str) -> int:
-        """Run one checkpoint; the number of frames the WAL holds."""
-        async with self.engine.connect() as conn:
-            _busy, frames, _copied = (
-                await conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
-            ).one()
-        return int(frames)
 
     async def close(self) -> None:
         if self._task is not None and not self._task.done():
@@ -173,9 +155,7 @@ class Database:
         self._gate = WriteGate() if self.backend == "sqlite" else None
         self.engine: AsyncEngine = _create_engine(url, parsed.database, connect_timeout)
         in_memory = parsed.database in (None, "", ":memory:")
-        self._checkpoints = (
-            Checkpoints(self.engine, self._gate) if self._gate and not in_memory else None
-        )
+        self._checkpoints = Checkpoints(self.engine) if self._gate and not in_memory else None
         self._writer: tuple[Engine, ThreadPoolExecutor] | None = None
         if self._gate and not in_memory:
             sync_url = parsed.set(drivername="sqlite+pysqlite").render_as_string(False)
@@ -287,6 +267,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         "synchronous=FULL",
         "busy_timeout=5000",
         "wal_autocheckpoint=0",  # see Checkpoints
+        "journal_size_limit=67108864",  # a WAL file started over is trimmed to 64 MiB
         "foreign_keys=ON",
     ):
         cursor.execute(f"PRAGMA {pragma}")
