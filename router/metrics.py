@@ -89,6 +89,14 @@ class Metrics:
             registry=r,
         )
 
+        self.retriages = Counter(
+            PREFIX + "retriages",
+            "Re-triage requests (Slack command or button, PagerDuty webhook), by source and "
+            "outcome: rerun, reused, already_noted, failed, duplicate.",
+            ["source", "outcome"],
+            registry=r,
+        )
+
     def render(self) -> tuple[bytes, str]:
         """The registry in the Prometheus text format, and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

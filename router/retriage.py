@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from router.config import Settings
+from router.metrics import Metrics
 from router.pipeline import Delivery, Pipeline, Sink
 from router.render import pagerduty as pd_render
 from router.sinks.slack_message import SlackMessages, ephemeral
@@ -138,8 +139,10 @@ class Retriager:
         on_queued: Any = None,
         concurrency: int = 4,
         clock: Clock = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store, self.pipeline, self.clock = store, pipeline, clock
+        self.metrics = metrics or Metrics()
         self.messages = SlackMessages(templates)
         self.on_queued = on_queued
         self._limit = asyncio.Semaphore(concurrency)
@@ -147,7 +150,13 @@ class Retriager:
 
     @classmethod
     def for_service(
-        cls, settings: Settings, store: Store, pipeline: Pipeline, *, on_queued: Any = None
+        cls,
+        settings: Settings,
+        store: Store,
+        pipeline: Pipeline,
+        *,
+        on_queued: Any = None,
+        metrics: Metrics | None = None,
     ) -> Retriager:
         return cls(
             store,
@@ -155,6 +164,7 @@ class Retriager:
             settings.templates,
             on_queued=on_queued,
             concurrency=settings.worker.count,
+            metrics=metrics,
         )
 
     @property
@@ -186,6 +196,7 @@ class Retriager:
             deliveries=queued,
         )
         if recorded is None:
+            self._count(request, "duplicate")
             return False
         if queued:
             self._wake()
@@ -207,6 +218,9 @@ class Retriager:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+    def _count(self, request: Request, outcome: str) -> None:
+        self.metrics.retriages.labels(source=request.source, outcome=outcome).inc()
 
     def _spawn(self, recorded: Recorded) -> None:
         task = asyncio.create_task(self._guarded(recorded), name=f"router-retriage-{recorded.id}")
@@ -242,6 +256,7 @@ class Retriager:
                 await self.store.retriages.finish(
                     recorded, result_json=None, deliveries=[], outcome="findings already noted"
                 )
+                self._count(request, "already_noted")
                 return
         result = reused or await self.pipeline.triage(TriageResult.of(state))
         deliveries = await self._deliveries(result, request, rerun=reused is None)
@@ -252,6 +267,7 @@ class Retriager:
             outcome=("reused findings" if reused else "diagnostics re-run")
             + f", {len(deliveries)} deliveries",
         )
+        self._count(request, "reused" if reused else "rerun")
         log.info(
             "re-triaged %s for %s",
             state.alert.alertname,
@@ -271,6 +287,7 @@ class Retriager:
         self, recorded: Recorded, request: Request, reason: str, shown: str | None = None
     ) -> None:
         """Record the failure; whoever asked is told (``shown``, else ``reason``)."""
+        self._count(request, "failed")
         deliveries = []
         if request.response_url:
             text = f":warning: Re-running diagnostics failed: {shown or reason}"

@@ -172,7 +172,9 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     sinks = [*build_sinks(settings, store), *retriage_sinks(settings)]
     pipeline = build_pipeline(settings, components, sinks, providers)
     workers = Workers(store, pipeline, metrics, _worker_options(settings))
-    retriager = Retriager.for_service(settings, store, pipeline, on_queued=workers.wake)
+    retriager = Retriager.for_service(
+        settings, store, pipeline, on_queued=workers.wake, metrics=metrics
+    )
     app = create_app(
         settings,
         store,

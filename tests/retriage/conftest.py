@@ -234,9 +234,12 @@ async def rig(
     pipeline = build_pipeline(settings, load_components(settings), sinks)
     diagnoser = GatedDiagnoser()
     pipeline.diagnoser = diagnoser
-    workers = Workers(store, pipeline, Metrics(), FAST)
-    retriager = Retriager.for_service(settings, store, pipeline, on_queued=workers.wake)
-    app = create_app(settings, store, Metrics(), on_ingest=workers.wake, retriager=retriager)
+    metrics = Metrics()
+    workers = Workers(store, pipeline, metrics, FAST)
+    retriager = Retriager.for_service(
+        settings, store, pipeline, on_queued=workers.wake, metrics=metrics
+    )
+    app = create_app(settings, store, metrics, on_ingest=workers.wake, retriager=retriager)
     workers.start()
     async with LiveServer(app) as live, httpx.AsyncClient(base_url=live.url, timeout=10) as http:
         yield Rig(store, fake_slack, pd_fake, diagnoser, workers, retriager, http)
@@ -246,3 +249,13 @@ async def rig(
     for sink in sinks:
         await sink.aclose()
     await store.close()
+
+
+def retriages_counted(rig: Rig) -> dict[tuple[str, str], float]:
+    """``runbook_router_retriages_total`` by (source, outcome), as /metrics would show it."""
+    return {
+        (sample.labels["source"], sample.labels["outcome"]): sample.value
+        for metric in rig.retriager.metrics.registry.collect()
+        for sample in metric.samples
+        if sample.name == "runbook_router_retriages_total" and sample.value
+    }

@@ -9,7 +9,7 @@ from router.sinks import DeliveryError
 from router.sinks.slack_response import SlackResponseSink
 from tests import factories
 from tests.harness.fake_slack import FakeSlack
-from tests.retriage.conftest import CRASHLOOP, Rig
+from tests.retriage.conftest import CRASHLOOP, Rig, retriages_counted
 
 
 async def test_work_cut_short_by_shutdown_is_resumed(rig: Rig) -> None:
@@ -40,6 +40,7 @@ async def test_a_failed_run_is_recorded_and_told_without_its_details(rig: Rig) -
     await rig.settled()
     (row,) = await rig.store.retriages.rows()
     assert row["state"] == "failed" and row["outcome"].startswith("RuntimeError: kaboom")
+    assert retriages_counted(rig) == {("slack", "failed"): 1}
     (answer,) = rig.slack.responses["cmd-1"]
     assert answer["text"] == (
         ":warning: Re-running diagnostics failed: an internal error "

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests import factories
-from tests.retriage.conftest import CRASHLOOP, PD_OLD_SECRET, Rig
+from tests.retriage.conftest import CRASHLOOP, PD_OLD_SECRET, Rig, retriages_counted
 
 FINGERPRINT = "feed0123456789ab"
 
@@ -41,6 +41,7 @@ async def test_a_replayed_event_makes_one_note(rig: Rig) -> None:
     assert "run 2: api-7d9c5-x2 restarted 7 times" in note  # findings older than 0 s: re-run
     assert "pagerduty:retriage-note:pagerduty:01EVACK0000000000000000000" in note
     assert rig.diagnoser.runs == 2
+    assert retriages_counted(rig) == {("pagerduty", "rerun"): 1, ("pagerduty", "duplicate"): 3}
     (row,) = await rig.store.retriages.rows()
     assert (row["source"], row["state"]) == ("pagerduty", "done")
     # PagerDuty events never reply in Slack
