@@ -79,13 +79,12 @@ class SlackEndpoints:
         found = await resolve(self.store.lookup, text)
         if found.alert is None:
             return _not_found(found, command)
-        user = form.get("user_name") or form.get("user_id") or "someone"
-        retriage = Retriage(
-            key=f"slack:{form.get('trigger_id') or _digest(form)}",
-            source="slack",
-            requested_by=f"{user} via {command}",
-            mention=f"<@{form['user_id']}>" if form.get("user_id") else None,
-            response_url=form.get("response_url") or None,
+        retriage = _request(
+            form.get("trigger_id") or _digest(form),
+            form.get("user_name") or form.get("user_id"),
+            form.get("user_id"),
+            command,
+            form.get("response_url"),
         )
         if self.retriager is None:
             return ":warning: Re-running diagnostics is not enabled on this router."
@@ -134,16 +133,15 @@ class SlackEndpoints:
         if self.retriager is None:
             return _answer(":warning: Re-running diagnostics is not enabled on this router.")
         user = payload.get("user") or {}
-        name = user.get("username") or user.get("name") or user.get("id") or "someone"
         key = payload.get("trigger_id") or _digest(
             {"user": user.get("id"), "ts": (payload.get("actions") or [{}])[0].get("action_ts")}
         )
-        retriage = Retriage(
-            key=f"slack:{key}",
-            source="slack",
-            requested_by=f"{name} via the Re-run diagnostics button",
-            mention=f"<@{user['id']}>" if user.get("id") else None,
-            response_url=payload.get("response_url") or None,
+        retriage = _request(
+            key,
+            user.get("username") or user.get("name") or user.get("id"),
+            user.get("id"),
+            "the Re-run diagnostics button",
+            payload.get("response_url"),
         )
         await self.retriager.submit(retriage, alert, ack=_acknowledgement(Resolved(alert)))
         return Response(status_code=200)
@@ -161,6 +159,19 @@ class SlackEndpoints:
         if not getattr(request.app.state, "accepting", True):
             return unavailable("shutting down, retry later")
         return body
+
+
+def _request(
+    key: str, name: str | None, user_id: str | None, via: str, response_url: str | None
+) -> Retriage:
+    """A re-triage request from Slack, recorded once per ``key`` (its trigger id)."""
+    return Retriage(
+        key=f"slack:{key}",
+        source="slack",
+        requested_by=f"{name or 'someone'} via {via}",
+        mention=f"<@{user_id}>" if user_id else None,
+        response_url=response_url or None,
+    )
 
 
 def _rerun_action(payload: Any) -> dict[str, Any] | None:
