@@ -5,59 +5,28 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from router.alerts import WebhookPayload
-from router.config import PagerDutySettings, load_settings
+from router.config import load_settings
 from router.metrics import Metrics
 from router.service import build_pipeline, load_components
 from router.sinks.pagerduty import PagerDutySink
-from router.store import Store, open_store
+from router.store import Store
 from router.worker import WorkerOptions, Workers
 from tests import factories
 from tests.harness.fake_pagerduty import API_TOKEN, FakePagerDuty, FakePagerDutyServer
+from tests.sinks.pagerduty.support import ROUTING_KEY, settings_for
 
-ROUTING_KEY = "R0DEFAULT0123456789abcdef012345"
 FAST = WorkerOptions(count=2, lease_seconds=5, poll_seconds=0.05, shutdown_grace_seconds=0.5)
 CRASHLOOP = {"namespace": "shop", "pod": "api-7d9c5-x2", "severity": "critical"}
 
 
 @pytest.fixture
-def fake() -> FakePagerDuty:
-    return FakePagerDuty(services={ROUTING_KEY: "default"})
-
-
-@pytest.fixture
-def server(fake: FakePagerDuty, tmp_path: Path) -> Iterator[FakePagerDutyServer]:
-    running = FakePagerDutyServer(fake, tmp_path)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path / 'router.db'}")
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
 async def workers(server: FakePagerDutyServer, store: Store) -> AsyncIterator[Workers]:
-    pd = PagerDutySettings.model_validate(
-        {
-            "routing_key": ROUTING_KEY,
-            "events_url": server.url,
-            "api_url": server.url,
-            "api_token": API_TOKEN,
-            "from": "oncall-bot@example.com",
-            "ca_file": server.ca_file,
-            "timeout_seconds": 2,
-        }
-    )
-    sink = PagerDutySink(pd, store)
+    sink = PagerDutySink(settings_for(server), store)
     settings = load_settings()
     running = Workers(
         store, build_pipeline(settings, load_components(settings), [sink]), Metrics(), FAST
