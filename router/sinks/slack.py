@@ -358,11 +358,8 @@ class SlackSink:
         return _find(body, delivery) is not None
 
     def _lock(self, key: str) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[key] = lock
-        return lock
+        """One lock per thread, alive while someone holds or awaits it."""
+        return self._locks.setdefault(key, asyncio.Lock())
 
 
 def _thread_of(payload: JSON) -> list[str]:
@@ -372,11 +369,9 @@ def _thread_of(payload: JSON) -> list[str]:
 
 
 def _metadata(delivery: Delivery) -> JSON:
-    fingerprint = delivery.payload["fingerprint"]
-    return {
-        "event_type": EVENT_TYPE,
-        "event_payload": {"key": delivery.key, "fingerprint": fingerprint},
-    }
+    """Message metadata naming the delivery, so recovery can find what it posted."""
+    keys = {"key": delivery.key, "fingerprint": delivery.payload["fingerprint"]}
+    return {"event_type": EVENT_TYPE, "event_payload": keys}
 
 
 def _filename(delivery: Delivery) -> str:
