@@ -14,12 +14,17 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from router.alerts import WebhookPayload
+from router.alerts import Alert, WebhookPayload
 from router.config import Settings, load_settings
 from router.yamlfile import ConfigError
+
+if TYPE_CHECKING:
+    from router.library import LibraryFinder
+    from router.triage import Classification, RunbookExcerpt
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -74,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     verb("check", _check, "Validate the configuration, rules and runbooks.")
     classify = verb("classify", _classify, "Classify each alert of a webhook payload.")
     classify.add_argument("payload", help="Alertmanager webhook JSON file, or - for stdin")
+    classify.add_argument(
+        "--explain",
+        action="store_true",
+        help="print why, in words: the category's reasons and the top three runbook sections",
+    )
     runbooks = verb("runbooks", _runbooks, "List the indexed runbook sections.")
     runbooks.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     triage = verb("triage", _triage, "Triage each alert of a payload without posting anything.")
@@ -114,7 +124,10 @@ def _classify(args: argparse.Namespace) -> int:
     for alert in payload.alerts:
         classification = components.classifier.classify(alert)
         excerpt = components.finder.find(alert, classification)
-        runbook = excerpt.link.model_dump() if excerpt else None
+        if args.explain:
+            print(_explanation(alert, classification, excerpt, components.finder))
+            continue
+        runbook = {**excerpt.link.model_dump(), "why": excerpt.why} if excerpt else None
         record = {
             "fingerprint": alert.fingerprint,
             "alertname": alert.alertname,
@@ -129,7 +142,30 @@ def _classify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _explanation(
+    alert: Alert,
+    classification: Classification,
+    excerpt: RunbookExcerpt | None,
+    finder: LibraryFinder,
+) -> str:
+    """``classify --explain``: the decision, then the evidence behind it."""
+    where = "none"
+    if excerpt is not None:
+        link = excerpt.link
+        where = f"{link.path}#{link.anchor}" if link.anchor else str(link.path or link.url)
+    lines = [
+        f"{alert.alertname or '(no alertname)'} ({alert.fingerprint})",
+        f"  category: {classification.category} (by {classification.matched_by})",
+        *(f"    {reason}" for reason in classification.reasons),
+        f"  runbook: {where}" + (f" — {excerpt.why}" if excerpt and excerpt.why else ""),
+        "  top candidates:",
+        *(f"    {line}" for line in finder.explain(alert, classification)),
+    ]
+    return "\n".join(lines)
+
+
 def _runbooks(args: argparse.Namespace) -> int:
+    from router.library.structure import kind
     from router.service import load_components
 
     library = load_components(_settings(args)).library
@@ -137,8 +173,10 @@ def _runbooks(args: argparse.Namespace) -> int:
         {
             "ref": section.ref,
             "title": section.title,
+            "kind": kind(section),
             "category": section.category,
             "alerts": list(section.alerts),
+            "indexed": library.indexed(section),
         }
         for section in library.sections()
     ]
@@ -146,11 +184,24 @@ def _runbooks(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
         return EXIT_OK
-    print("SECTION\tTITLE\tCATEGORY\tALERTS")
+    print("SECTION\tTITLE\tCATEGORY\tALERTS\tKIND\tINDEXED UNDER")
     for row in rows:
         alerts = ",".join(row["alerts"]) or "-"
-        print(f"{row['ref']}\t{row['title']}\t{row['category'] or '-'}\t{alerts}")
+        category = row["category"] or "-"
+        print(
+            f"{row['ref']}\t{row['title']}\t{category}\t{alerts}\t{row['kind']}\t{_headline(row)}"
+        )
     return EXIT_OK
+
+
+def _headline(row: dict) -> str:
+    """The strongest index terms of a section, for the table: title, alert names, parts."""
+    indexed = row["indexed"]
+    if not indexed:
+        return "(not an answer)"
+    strong = indexed["title"] + indexed["declared"] + indexed["subtitles"]
+    words = list(dict.fromkeys(strong))
+    return " ".join(words[:12]) + (" …" if len(words) > 12 else "")
 
 
 def _triage(args: argparse.Namespace) -> int:

@@ -57,6 +57,7 @@ class RunbookExcerpt(BaseModel):
     markdown: str
     subsections: list[RunbookLink] = Field(default_factory=list)
     related: list[RunbookLink] = Field(default_factory=list)
+    why: str = ""
 
 
 class Evidence(BaseModel):

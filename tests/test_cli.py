@@ -69,10 +69,27 @@ def test_classify_prints_one_json_object_per_alert(capsys, payload_file: Path) -
         "pod-crash-looping",
     )
     assert crash["runbook"]["path"] == "crashloop.md" and crash["runbook"]["anchor"]
-    assert set(crash["runbook"]) == {"path", "anchor", "title", "url"}
+    assert set(crash["runbook"]) == {"path", "anchor", "title", "url", "why"}
+    assert crash["runbook"]["why"] == "declares PodCrashLooping"
     assert (slow["category"], slow["matched_by"], slow["rule"]) == ("latency", "expression", None)
     assert any("histogram_quantile" in reason for reason in slow["reasons"])
     assert (odd["category"], odd["matched_by"]) == ("unclassified", "fallback")
+
+
+def test_classify_explain_says_why_in_words(capsys, payload_file: Path) -> None:
+    code, out, _ = run(capsys, "classify", str(payload_file), "--explain")
+    assert code == 0
+    blocks = out.split("\nCheckoutSlow")
+    assert blocks[0].startswith("PodCrashLooping (")
+    assert "  category: crashloop (by rule)" in blocks[0]
+    assert "  runbook: crashloop.md#" in blocks[0] and "declares PodCrashLooping" in blocks[0]
+    slow = blocks[1]
+    assert "  runbook: latency.md#1-latency-breach — ranked best" in slow
+    candidates = slow.split("  top candidates:\n")[1].split("\nSomethingOdd")[0].splitlines()
+    scored = [line for line in candidates if not line.startswith("            ")]
+    assert len(scored) == 3
+    assert "latency.md#1-latency-breach" in {line.split()[1] for line in scored}
+    assert any("'latenc'" in line for line in candidates)
 
 
 def test_classify_reads_stdin() -> None:
@@ -119,8 +136,14 @@ def test_runbooks_lists_sections_with_alerts_and_categories(capsys) -> None:
     crash = next(r for r in rows if "PodCrashLooping" in r["alerts"])
     assert crash["category"] == "crashloop" and crash["ref"].startswith("crashloop.md#")
     assert {"latency", "error_rate", "db_saturation", "crashloop"} <= {r["category"] for r in rows}
+    assert crash["kind"] == "topic" and "crash" in crash["indexed"]["title"]
+    symptoms = next(r for r in rows if r["title"] == "Symptoms")
+    assert symptoms["kind"] == "part" and symptoms["indexed"] == {}
     code, table, _ = run(capsys, "runbooks")
-    assert table.splitlines()[0].split("\t") == ["SECTION", "TITLE", "CATEGORY", "ALERTS"]
+    header, *lines = table.splitlines()
+    assert header.split("\t") == ["SECTION", "TITLE", "CATEGORY", "ALERTS", "KIND", "INDEXED UNDER"]
+    latency = next(line.split("\t") for line in lines if line.startswith("latency.md#1-latency"))
+    assert latency[4] == "topic" and "latenc" in latency[5].split()
 
 
 def test_check_passes_on_the_shipped_configuration(capsys) -> None:

@@ -44,6 +44,7 @@ def test_no_configuration_accepts_a_webhook_and_prints_it(tmp_path: Path) -> Non
         assert router.terminate() == 0
     assert "category: crashloop (by rule pod-crash-looping)" in output
     assert "crashloop.md#pod-crash-loops" in output
+    assert "    why:      declares PodCrashLooping\n" in output
     assert "UNAUTHENTICATED" in output  # the start-up warning
     assert (tmp_path / "data" / "router.db").exists()  # SQLite under ./data
 

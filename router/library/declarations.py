@@ -18,6 +18,8 @@ _CAMEL = re.compile(r"[A-Z][A-Za-z0-9]*[a-z0-9][A-Z][A-Za-z0-9]*")
 _LABEL = re.compile(r"^\W*(?:alert\s*name|alertname|alerts?)\W*?\s*[:=]\s*(?P<value>.*)$", re.I)
 _MENTION = re.compile(r"\b(?:alerts?|alertname|name)\b", re.I)
 _ALERT_COLUMNS = frozenset({"alert", "alerts", "alertname", "alert name"})
+# A "Name" column declares alerts only when its cells look like alert names.
+_NAME_COLUMNS = frozenset({"name", "rule", "alerting rule"})
 
 # Kubernetes container states look like alert names but are reasons, not alerts.
 _K8S_REASONS = frozenset(
@@ -76,6 +78,7 @@ def table_declarations(tokens: list[Token], start: int) -> list[tuple[str, int, 
     """
     found: list[tuple[str, int, str | None]] = []
     column: int | None = None
+    camel_only = False
     cells: list[Token] = []
     for token in tokens[start:]:
         if token.type == "table_close":
@@ -87,8 +90,12 @@ def table_declarations(tokens: list[Token], start: int) -> list[tuple[str, int, 
         elif token.type == "tr_close" and column is None:
             headers = [plain_text(c.children or []).strip().lower() for c in cells]
             column = next((i for i, h in enumerate(headers) if h in _ALERT_COLUMNS), -1)
+            if column < 0:
+                column = next((i for i, h in enumerate(headers) if h in _NAME_COLUMNS), -1)
+                camel_only = column >= 0
         elif token.type == "tr_close" and 0 <= column < len(cells):
-            found.extend(_row_declarations(cells, column))
+            rows = _row_declarations(cells, column)
+            found.extend(r for r in rows if not camel_only or looks_like_alert(r[0]))
     return found
 
 

@@ -18,9 +18,18 @@ class FrontMatter(BaseModel):
     title: str | None = None
     category: str | None = None
     alerts: list[str] = Field(default_factory=list)
+    description: str | None = None
+    service: str | None = None
+    team: str | None = None
+    component: str | None = None
     owner: str | None = None
     tags: list[str] = Field(default_factory=list)
     alert_lines: dict[str, int] = Field(default_factory=dict, exclude=True)
+
+    @field_validator("title", "description", "service", "team", "component", "owner", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int | float) else value
 
     @field_validator("alerts", "tags", mode="before")
     @classmethod

@@ -11,7 +11,8 @@ from router.library.categories import guess_category
 from router.library.discovery import MARKDOWN_SUFFIXES
 from router.library.links import is_external, prefix_match, relative_target, split_ref
 from router.library.model import Declaration, RunbookFile, Section
-from router.library.structure import mark_runbooks, meaningful
+from router.library.ranking import TopicIndex
+from router.library.structure import meaningful, topics
 from router.yamlfile import ConfigError
 
 FRONT_MATTER_SCORE = 1_000_000
@@ -33,17 +34,18 @@ class Index:
     declared: dict[str, Section] = field(default_factory=dict)
     by_category: dict[str, list[Section]] = field(default_factory=dict)
     problems: list[ConfigError] = field(default_factory=list)
+    topics: TopicIndex | None = None
 
 
 def build_index(files: dict[str, RunbookFile], problems: list[ConfigError]) -> Index:
     """Run every indexing step over the parsed files."""
     index = Index(files=files, problems=problems)
     for runbook in files.values():
-        declaring = _index_declarations(index, runbook)
-        mark_runbooks(runbook.top, runbook.root, declaring)
+        _index_declarations(index, runbook)
         _index_categories(index, runbook)
     for runbook in files.values():
         _index_links(index, runbook)
+    index.topics = TopicIndex(files.values())
     return index
 
 
@@ -77,17 +79,13 @@ def _outside_library(runbook: RunbookFile, path: str) -> Resolution:
     return Resolution(problem=f"broken link {path!r}: no such runbook")
 
 
-def _index_declarations(index: Index, runbook: RunbookFile) -> set[Section]:
-    """Record which section declares which alert name; returns this file's declaring sections."""
+def _index_declarations(index: Index, runbook: RunbookFile) -> None:
+    """Record which section declares which alert name."""
     declarations = sorted(
         (d for s in runbook.sections() for d in s.declarations), key=lambda d: d.line
     )
-    declaring: set[Section] = set()
     for declaration in declarations:
-        section = _declared_section(index, runbook, declaration)
-        declaring.add(section)
-        _declare(index, declaration, section)
-    return declaring
+        _declare(index, declaration, _declared_section(index, runbook, declaration))
 
 
 def _declared_section(index: Index, runbook: RunbookFile, declaration: Declaration) -> Section:
@@ -116,10 +114,8 @@ def _declare(index: Index, declaration: Declaration, section: Section) -> None:
 
 
 def _index_categories(index: Index, runbook: RunbookFile) -> None:
-    """Give each runbook section of the file a category (front matter overrides the scorer)."""
-    for section in runbook.sections():
-        if not section.is_runbook:
-            continue
+    """Give each topic of the file a category (front matter overrides the scorer)."""
+    for section in topics(runbook):
         if section is runbook.top and runbook.meta.category:
             section.category = runbook.meta.category
             section.category_reasons = ["front matter category"]

@@ -11,6 +11,8 @@ from router.library.links import normalize_path, path_suffixes, prefix_match, sp
 from router.library.markdown import build_parser
 from router.library.model import RunbookFile, Section
 from router.library.parse import parse_runbook
+from router.library.query import AlertQuery
+from router.library.ranking import Candidate
 from router.triage import RunbookExcerpt
 from router.yamlfile import ConfigError
 
@@ -97,13 +99,39 @@ class RunbookLibrary:
         candidates = self._index.by_category.get(category, [])
         return max(candidates, key=lambda s: s.category_score, default=None)
 
-    def excerpt(self, section: Section) -> RunbookExcerpt:
+    def rank(self, query: AlertQuery, category: str | None) -> list[Candidate]:
+        """Every topic that matches the query, best first."""
+        assert self._index.topics is not None
+        return self._index.topics.rank(query, category)
+
+    def evidence(self, candidate: Candidate, query: AlertQuery) -> tuple[list[str], list[str]]:
+        """The alert's words a candidate's heading matches, and the workload it names."""
+        assert self._index.topics is not None
+        return self._index.topics.evidence(candidate, query)
+
+    def indexed(self, section: Section) -> dict[str, list[str]]:
+        """What a section is indexed under, per field; empty when it is never an answer."""
+        assert self._index.topics is not None
+        return self._index.topics.indexed(section)
+
+    def named_file(self, query: AlertQuery) -> Section | None:
+        """The top section of the one runbook file named for the alert's workload."""
+        assert self._index.topics is not None
+        return self._index.topics.named_file(query)
+
+    def explain(self, candidate: Candidate, query: AlertQuery) -> list[str]:
+        """Why a candidate scored what it did."""
+        assert self._index.topics is not None
+        return self._index.topics.explain(candidate, query)
+
+    def excerpt(self, section: Section, why: str = "") -> RunbookExcerpt:
         """The section's markdown, links to its sub-sections and to the sections it links to."""
         return RunbookExcerpt(
             link=section.link(),
             markdown=section.markdown,
             subsections=[c.link() for c in section.children],
             related=[r.link() for r in section.related],
+            why=why,
         )
 
     def find_subsection(self, section: Section, words: list[str]) -> Section | None:

@@ -55,8 +55,10 @@ class Section:
     category_score: int = field(default=0, repr=False)
     alerts: list[str] = field(default_factory=list)
     related: list[Section] = field(default_factory=list, repr=False)
-    is_runbook: bool = False
     intro: str = field(default="", repr=False)
+    text: list[str] = field(default_factory=list, repr=False)
+    code: list[str] = field(default_factory=list, repr=False)
+    row_headers: list[str] = field(default_factory=list, repr=False)
     links: list[RawLink] = field(default_factory=list, repr=False)
     declarations: list[Declaration] = field(default_factory=list, repr=False)
     base_url: str | None = field(default=None, repr=False)

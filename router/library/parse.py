@@ -75,12 +75,16 @@ def _apply_front_matter(meta: FrontMatter, top: Section) -> None:
 
 
 def _visit(walk: _Walk, tokens: list[Token], index: int, token: Token) -> None:
-    if _is_block(token) and not walk.first_block:
+    if _is_block(token) and not walk.first_block and not _is_comment(token):
         walk.first_block = "h1" if token.tag == "h1" else token.type
     if token.type == "heading_open":
         _open_heading(walk, token, tokens[index + 1])
     elif token.type == "inline" and not _is_section_title(tokens[index - 1]):
         _read_inline(walk.current, token, tokens[index - 1])
+        if _opens_row(tokens, index):
+            walk.current.row_headers.append(plain_text(token.children or []))
+    elif token.type in ("fence", "code_block"):
+        walk.current.code.append(token.content)
     elif token.type == "table_open":
         section = walk.current
         for name, line, target in table_declarations(tokens, index):
@@ -92,6 +96,19 @@ def _is_block(token: Token) -> bool:
     return (
         token.level == 0 and token.nesting >= 0 and bool(token.map) and token.type != "front_matter"
     )
+
+
+def _opens_row(tokens: list[Token], index: int) -> bool:
+    """The first cell of a table body row: what the row is about (``Pods stay Pending``)."""
+    return (
+        index >= 2 and tokens[index - 1].type == "td_open" and tokens[index - 2].type == "tr_open"
+    )
+
+
+def _is_comment(token: Token) -> bool:
+    """An HTML comment block (``<!-- … -->``), which a reader never sees."""
+    text = token.content.strip()
+    return token.type == "html_block" and text.startswith("<!--") and text.endswith("-->")
 
 
 def _is_section_title(token: Token) -> bool:
@@ -129,7 +146,8 @@ def _open_heading(walk: _Walk, token: Token, inline: Token) -> None:
 
 
 def _read_inline(section: Section, inline: Token, opener: Token) -> None:
-    """Links, declarations and (once) the intro paragraph from one inline token."""
+    """Text, links, declarations and (once) the intro paragraph from one inline token."""
+    section.text.append(plain_text(inline.children or []))
     for line, children in inline_lines(inline):
         section.links.extend(RawLink(href, line) for href in link_hrefs(children))
         for name, how in line_declarations(children):

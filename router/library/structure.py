@@ -1,77 +1,83 @@
-"""Which sections are runbooks, and which are just parts of one.
+"""What each heading of a runbook is: a topic, a part of one, or reference material.
 
-A *part* is a generic heading inside a runbook (``Symptoms``, ``### Alert``,
-``Step 2: …``, ``Common Causes & Fixes``, ``If CPU-bound:``). A *runbook* is a
-section that declares alerts, or that is made of parts; a *container* groups
-several runbooks (``# Operational Runbooks``, ``## High Severity Alerts``).
+A *topic* names a problem or a thing (``High Latency``, ``CoreDNS``, ``Check for IO
+saturation``, ``Alert: Elevated 5xx Error Rate``): topics are what the finder may
+answer with. A *part* is a generic heading inside a topic (``Symptoms``,
+``2. Remediation``, ``Step 3: …``, ``If CPU-bound``, ``Cause 2: …``, ``Common Issues``):
+its text belongs to the topic above it. *Reference* sections describe the document
+or the service rather than a problem (``Overview``, ``Contacts``, ``Escalation``,
+``Monitoring``): they are never an answer and add nothing to any topic.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import Literal
 
-from router.library.model import Section
+from router.library.model import RunbookFile, Section
+from router.library.terms import terms
 
-_PART_WORDS = (
-    r"alerts?(?: (?:details|definition|info|rules?|name))?$",
-    r"symptoms?",
-    r"signs",
-    r"severity",
-    r"impact",
-    r"summary",
-    r"overview",
-    r"description",
-    r"context",
-    r"background",
-    r"investigat\w*",
-    r"diagnos\w*",
-    r"triage",
-    r"steps?",
-    r"checks?",
-    r"(?:common |possible |likely |known )?causes?",
-    r"root cause",
-    r"fix(?:es)?",
-    r"resolution",
-    r"resolve",
-    r"remediation",
-    r"mitigat\w*",
-    r"workarounds?",
-    r"options?",
-    r"quick fix",
-    r"(?:short|medium|long)[- ]term",
-    r"if",
-    r"when",
-    r"verif\w*",
-    r"validation",
-    r"prevention",
-    r"follow[- ]?ups?",
-    r"post[- ]?\w+",
-    r"escalat\w*",
-    r"communication",
-    r"notes?",
-    r"references?",
-    r"related",
-    r"see also",
-    r"table of contents",
-    r"contents",
-    r"toc",
-    r"dashboards?",
-    r"useful",
-    r"further reading",
-    r"owners?",
-    r"contacts?",
+Kind = Literal["topic", "part", "reference"]
+
+_GENERIC = frozenset(
+    """alert alerts alerting details detail definition definitions info rule rules name
+    symptom symptoms sign signs severity impact summary context background
+    investigation investigations investigate investigating diagnosis diagnose diagnosing
+    diagnostic diagnostics triage triaging step steps check checks checklist cause causes
+    root common possible likely known typical fix fixes fixing resolution resolutions resolve
+    resolving remediation remediate remediating mitigation mitigations mitigate mitigating
+    workaround workarounds option options quick immediate action actions short medium long
+    term verify verifying verification validation validate prevention prevent preventing
+    follow up followup post incident mortem postmortem procedure procedures detection detect
+    logic what do next how handle handling respond response playbook runbook runbooks
+    troubleshoot troubleshooting solution solutions issue issues problem problems fault faults
+    scenario scenarios recovery recover expected behaviour behavior example examples
+    first initial general further notes note tips tip faq some other frequent frequently
+    asked questions most
+    and or the a an to of for in on with if when then""".split()  # noqa: SIM905 - a word list reads better as prose
 )
-_PART = re.compile(r"(?:" + "|".join(_PART_WORDS) + r")\b")
-_LEADING_NUMBERING = re.compile(r"^[\W\d_]+")
+_REFERENCE = frozenset(
+    """overview introduction intro about purpose scope architecture service services
+    description contacts contact owner owners ownership team teams escalation escalations
+    escalate communication communications on call oncall rotation emergency monitoring
+    observability metrics metric dashboards dashboard links link quick references reference
+    related see also documentation docs document table contents toc glossary appendix
+    changelog history revision maintenance useful further reading resources prerequisites
+    requirements key locations location log logs trace traces tracing monitor telemetry
+    and or the a an to of for in on with our""".split()  # noqa: SIM905 - a word list reads better as prose
+)
+# The stems of every generic and reference word, for measuring what a title names.
+GENERIC_TERMS = frozenset(terms(" ".join(_GENERIC | _REFERENCE)))
+_ENUMERATOR = re.compile(
+    r"^(?:(?:step|phase|stage|option|cause|scenario|case|method|approach|part)\s*\d+\b"
+    r"|(?:if|when|otherwise|else|unless)\b)"
+)
+_NUMBERING = re.compile(r"^[^A-Za-z]+")
+_PARENTHESES = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_WORDS = re.compile(r"[a-z]+")
+
+
+def kind(section: Section) -> Kind:
+    """What this heading is (the file section is always a topic)."""
+    if section.level == 0:
+        return "topic"
+    title = _NUMBERING.sub("", section.title.lower())
+    if _ENUMERATOR.match(title):
+        return "part"
+    words = _WORDS.findall(_PARENTHESES.sub(" ", title))
+    if not words:
+        return "topic"
+    if all(w in _GENERIC for w in words):
+        return "part"
+    if all(w in _REFERENCE or w in _GENERIC for w in words):
+        return "reference"
+    return "topic"
 
 
 def is_part(section: Section) -> bool:
-    """True for generic headings that only structure a runbook."""
-    if section.level == 0:
-        return False
-    title = _LEADING_NUMBERING.sub("", section.title.lower())
-    return bool(_PART.match(title))
+    """True for generic headings that only structure a topic."""
+    return kind(section) == "part"
 
 
 def meaningful(section: Section) -> Section:
@@ -82,48 +88,64 @@ def meaningful(section: Section) -> Section:
     return node
 
 
-def mark_runbooks(top: Section, root: Section, declaring: set[Section]) -> None:
-    """Set ``is_runbook`` on the sections of one file; the top section if none qualifies."""
-    holders = _declaring_ancestors(declaring)
-    _mark_group([root], declaring, holders, inside=False)
-    if not any(s.is_runbook for s in root.walk()):
-        top.is_runbook = True
+def topics(runbook: RunbookFile) -> Iterator[Section]:
+    """The sections of a file that may be an answer, in document order.
+
+    Every topic heading; the file section only when the file has no topic heading
+    (a document without sub-sections, or one made only of parts) — and then the
+    file's single ``#`` title stands for it when there is one.
+    """
+    found = [s for s in runbook.root.walk() if s.level > 0 and kind(s) == "topic"]
+    if found:
+        yield from found
+    else:
+        yield runbook.top
 
 
-def _declaring_ancestors(declaring: Iterable[Section]) -> set[Section]:
-    holders: set[Section] = set()
-    for section in declaring:
-        holders.update(section.ancestors())
-    return holders
+def own_parts(section: Section) -> Iterator[Section]:
+    """The section and the parts whose text is its own, not its sub-topics'.
+
+    Its part children, and the part siblings that follow it up to the next sibling
+    that is not a part: ``## Alert: X`` then ``## Remediation`` at the same level
+    is X's remediation.
+    """
+    yield section
+    for child in section.children:
+        if kind(child) == "part" and not _follows_topic(child):
+            yield from _part_tree(child)
+    for sibling in _following_parts(section):
+        yield from _part_tree(sibling)
 
 
-def _has_part_child(section: Section) -> bool:
-    return any(is_part(c) for c in section.children)
+def _part_tree(part: Section) -> Iterator[Section]:
+    yield part
+    for child in part.children:
+        if kind(child) == "part":
+            yield from _part_tree(child)
 
 
-def _is_container(section: Section, declaring: set[Section], holders: set[Section]) -> bool:
-    if section in holders:
-        return True
-    candidates = [
-        c for c in section.children if not is_part(c) and (c in declaring or _has_part_child(c))
-    ]
-    return len(candidates) >= 2
+def _siblings(section: Section) -> list[Section]:
+    return section.parent.children if section.parent is not None else [section]
 
 
-def _mark_group(
-    group: list[Section], declaring: set[Section], holders: set[Section], inside: bool
-) -> None:
-    """Mark one list of sibling sections, then recurse into each."""
-    eligible = {
-        s
-        for s in group
-        if not inside and not is_part(s) and not _is_container(s, declaring, holders)
-    }
-    runbooks = {s for s in group if s in declaring}
-    runbooks |= {s for s in eligible if _has_part_child(s)}
-    if runbooks:
-        runbooks |= eligible
-    for section in group:
-        section.is_runbook = section in runbooks
-        nested = inside or section.is_runbook or is_part(section)
-        _mark_group(section.children, declaring, holders, nested)
+def _following_parts(section: Section) -> Iterator[Section]:
+    if section.level == 0 or not _takes_following_parts(section):
+        return
+    siblings = _siblings(section)
+    for sibling in siblings[siblings.index(section) + 1 :]:
+        if kind(sibling) != "part":
+            return
+        yield sibling
+
+
+def _follows_topic(part: Section) -> bool:
+    """A part that comes after a topic sibling without sub-topics (it belongs to that topic)."""
+    siblings = _siblings(part)
+    for earlier in reversed(siblings[: siblings.index(part)]):
+        if kind(earlier) != "part":
+            return _takes_following_parts(earlier)
+    return False
+
+
+def _takes_following_parts(section: Section) -> bool:
+    return kind(section) == "topic" and all(kind(c) != "topic" for c in section.children)

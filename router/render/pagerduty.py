@@ -118,6 +118,7 @@ def custom_details(result: TriageResult) -> dict[str, Any]:
             "title": result.runbook.link.title,
             "ref": _ref(result.runbook.link),
             "url": runbook_url(result),
+            "why": result.runbook.why,
             "excerpt": truncate(result.runbook.markdown, EXCERPT_LIMIT),
         }
     return details
@@ -182,6 +183,8 @@ def note_text(result: TriageResult) -> str:
     if result.runbook is not None:
         where = runbook_url(result) or _ref(result.runbook.link)
         lines += ["", f"Runbook: {result.runbook.link.title} <{where}>"]
+        if result.runbook.why:
+            lines.append(f"Why this section: {result.runbook.why}")
     elif runbook_url(result):
         lines += ["", f"Runbook: <{runbook_url(result)}>"]
     return "\n".join(lines)

@@ -158,10 +158,12 @@ class SlackMessages:
         excerpt = result.runbook
         if excerpt is None:
             return [kit.divider(), kit.context("_No runbook section found for this alert._")]
+        why = [kit.context(f"_Why this section: {escape(excerpt.why)}_")] if excerpt.why else []
         if not self.runbook_is_long(result):
             return [
                 kit.divider(),
                 *(kit.section(p) for p in kit.split(_runbook_blocks_all(result))),
+                *why,
             ]
         parts = blocks(excerpt.markdown)
         first = next((p.text for p in parts if p.kind == "paragraph"), "")
@@ -170,6 +172,7 @@ class SlackMessages:
         return [
             kit.divider(),
             *(kit.section(p) for p in kit.split([Block("paragraph", t) for t in summary if t])),
+            *why,
         ]
 
 

@@ -4,6 +4,7 @@ import pytest
 
 from router.library import RunbookLibrary
 from router.library.categories import guess_category
+from router.library.structure import kind
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,7 @@ def test_runbook_sections_get_categories(
 ) -> None:
     section = library.get(ref)
     assert section is not None
-    assert section.is_runbook
+    assert kind(section) == "topic"
     assert section.category == category
 
 
@@ -88,7 +89,7 @@ def test_runbook_sections_get_categories(
 def test_parts_and_containers_get_no_category(library: RunbookLibrary, ref: str) -> None:
     section = library.get(ref)
     assert section is not None
-    assert not section.is_runbook
+    assert kind(section) != "topic" or section.category is None
     assert section.category is None
 
 

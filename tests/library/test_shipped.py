@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from router.library import RunbookLibrary
+from router.library.structure import kind
 from router.triage import BUILTIN_CATEGORIES
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
@@ -47,7 +48,7 @@ def test_user_alert_names_are_declared(shipped: RunbookLibrary, alert: str, path
     section = shipped.declared(alert)
     assert section is not None
     assert section.path == path
-    assert section.is_runbook
+    assert kind(section) == "topic"
 
 
 @pytest.mark.parametrize(

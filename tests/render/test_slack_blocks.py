@@ -66,6 +66,21 @@ def test_every_shipped_runbook_section_fits(excerpt: RunbookExcerpt) -> None:
             assert part.text in shown  # the whole section, in order, in the thread
 
 
+def test_the_message_says_why_this_section() -> None:
+    excerpt = RunbookExcerpt(
+        link=RunbookLink(title="High latency", url="https://rb/latency"),
+        markdown="## High latency\n\nCheck the p99.",
+        why="ranked best for this alert (2.1): High latency <the p99>",
+    )
+    message = MESSAGES.message(triage_result(runbook=excerpt))
+    contexts = [e["text"] for b in check(message) if b["type"] == "context" for e in b["elements"]]
+    why = "_Why this section: ranked best for this alert (2.1): High latency &lt;the p99&gt;_"
+    assert why in contexts
+    unexplained = excerpt.model_copy(update={"why": ""})
+    shown = str(MESSAGES.message(triage_result(runbook=unexplained)))
+    assert "Why this section" not in shown
+
+
 def test_a_huge_runbook_is_summarised_and_split_at_block_boundaries() -> None:
     code = "\n".join(f"kubectl -n shop get pods --selector=app=api-{i} -o wide" for i in range(300))
     table = "| a | b |\n|---|---|\n" + "\n".join(f"| row{i} | {'x' * 40} |" for i in range(200))

@@ -75,6 +75,7 @@ async def test_lifecycle_trigger_note_resolve(
         "evidence": "last exit code: 137",
     }
     assert details["runbook"]["excerpt"].startswith("# Crash loop")
+    assert details["runbook"]["why"] == "rule crashloop names this section"
     hrefs = {link["text"]: link["href"] for link in event["links"]}
     assert hrefs["Runbook: Crash loop"] == "https://runbooks.example/crashloop"
     assert hrefs["Slack thread"] == PERMALINK
@@ -97,6 +98,7 @@ async def test_lifecycle_trigger_note_resolve(
     assert "- [critical] api-7d9c5-x2 was OOM killed (kubernetes)" in content
     assert "Verdict: OOMKilled: the memory limit is too low" in content
     assert "Runbook: Crash loop <https://runbooks.example/crashloop>" in content
+    assert "\nWhy this section: rule crashloop names this section\n" in content
     assert f"Slack: <{PERMALINK}>" in content
     assert content.endswith(f"runbook-router delivery: {firing['note'].key}")
     assert incident.notes[0]["content"] == content
