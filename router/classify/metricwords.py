@@ -39,13 +39,13 @@ QUERY_WORDS = frozenset(
 )
 ERROR_WORDS = frozenset(
     {"error", "errors", "errored", "failed", "failure", "failures", "fail", "fails"}
-    | {"exception", "exceptions", "faults", "unsuccessful", "5xx"}
+    | {"exception", "exceptions", "faults", "unsuccessful"}
 )
 DB_WORDS = frozenset(
     {"pg", "postgres", "postgresql", "mysql", "mariadb", "redis", "pgbouncer", "pgpool"}
     | {"db", "database", "databases", "mongodb", "mssql", "oracledb", "sql", "hikaricp"}
     | {"jdbc", "r2dbc", "datasource", "sqlalchemy", "odyssey", "proxysql", "memcached"}
-    | {"prisma", "pgx", "pgxpool", "knex", "sequelize", "typeorm", "gorm", "asyncpg"}
+    | {"prisma", "pgx", "knex", "sequelize", "typeorm", "gorm", "asyncpg"}
 )
 CONNECTION_WORDS = frozenset(
     {"connection", "connections", "conn", "conns", "connected", "clients", "client"}
@@ -63,7 +63,7 @@ WAIT_WORDS = frozenset({"wait", "waiting", "waiters", "maxwait", "pending", "acq
 CONTENTION_WORDS = frozenset({"lock", "locks", "row", "latch", "mutex", "log", "deadlocks"})
 THREAD_POOL_WORDS = frozenset({"thread", "threads", "worker", "workers", "executor"})
 # Glued pool names: ``pgxpool``, ``dbpool`` are connection pools, ``threadpool`` is not.
-GLUED_POOL = re.compile(r"(?!thread|worker|executor|handler)[a-z]*pool")
+GLUED_POOL = re.compile(r"(?![a-z]*(?:thread|worker|executor|handler))[a-z]+pool")
 START_TIME_WORDS = frozenset({"start", "boot", "started", "uptime"})
 LIMIT_WORDS = frozenset({"max", "maximum", "limit", "limits", "maxclients", "capacity", "size"})
 # Connections that ended on the client's side: not a sign of a saturated server.

@@ -53,7 +53,7 @@ def _grpc(spell: Callable[[str, int], str]) -> Codes:
     )  # fmt: skip
 
 
-def _upper_snake(name: str, number: int) -> str:
+def _upper_snake(name: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name).upper()
 
 
@@ -67,7 +67,11 @@ HTTP = CodeFamily(
 )
 GRPC = CodeFamily(
     "gRPC",
-    (_grpc(lambda name, _: name), _grpc(_upper_snake), _grpc(lambda _, number: str(number))),
+    (
+        _grpc(lambda name, _: name),
+        _grpc(lambda name, _: _upper_snake(name)),
+        _grpc(lambda _, number: str(number)),
+    ),
 )
 DNS = CodeFamily("DNS", (Codes(("SERVFAIL",), ("NXDOMAIN", "REFUSED", "FORMERR"), ("NOERROR",)),))
 MICROMETER = CodeFamily("Micrometer", (Codes(("SERVER_ERROR",), ("CLIENT_ERROR",), ("SUCCESS",)),))
