@@ -147,10 +147,11 @@ def _is_summary_timer(use: SelectorUse) -> bool:
 
 
 def _not_request_latency(facts: ExprFacts) -> str | None:
-    """Whose latency: a timing (or slow counter) of queries, queued or background work."""
+    """Whose latency: a time (or slow counter) of queries, queued or background work."""
     for use in facts.uses:
         work = mw.non_request_work(use)
-        if work and (mw.is_timing(use) or mw.is_slow_requests(use)):
+        timed = mw.is_timing(use) or use.words & mw.TIME_UNITS or mw.is_slow_requests(use)
+        if work and timed:
             return f"{use.name} times {work}"
     return None
 

@@ -60,7 +60,9 @@ HEADROOM_WORDS = frozenset({"free", "available", "avail", "spare", "remaining"})
 # Waiting for a connection from a pool (``maxwait``, ``acquire``, ``pending``).
 WAIT_WORDS = frozenset({"wait", "waiting", "waiters", "maxwait", "pending", "acquire", "timeout"})
 # Waiting on data (a row lock, the redo log), not on a connection from a pool.
-CONTENTION_WORDS = frozenset({"lock", "locks", "row", "latch", "mutex", "log", "deadlocks"})
+CONTENTION_WORDS = frozenset(
+    {"lock", "locks", "row", "latch", "mutex", "log", "deadlocks", "blocked"}
+)
 THREAD_POOL_WORDS = frozenset({"thread", "threads", "worker", "workers", "executor"})
 # Glued pool names: ``pgxpool``, ``dbpool`` are connection pools, ``threadpool`` is not.
 GLUED_POOL = re.compile(r"(?![a-z]*(?:thread|worker|executor|handler))[a-z]+pool")
@@ -157,6 +159,10 @@ def is_requests(use: SelectorUse) -> bool:
     return bool(use.words & REQUEST_WORDS)
 
 
+def is_rpc(use: SelectorUse) -> bool:
+    return bool(use.words & {"grpc", "rpc"})
+
+
 def is_error_named(use: SelectorUse) -> bool:
     """Counts errors by its name (``request_errors_total``, ``httpcode_elb_5_xx_count``)."""
     return bool(use.words & ERROR_WORDS) or "errs" in use.words or sc.names_server_errors(use.name)
@@ -172,9 +178,10 @@ def _connection_words(use: SelectorUse) -> bool:
 
 
 def is_connection_count(use: SelectorUse) -> bool:
-    """A database connection/session/client count (not its limit, not a time)."""
+    """A database connection/session/client count (not its limit, a time, or clients blocked)."""
     words = use.vocabulary
-    if not _connection_words(use) or words & (TIME_WORDS | ENDED_WORDS) or is_limit(use):
+    other = words & (TIME_WORDS | ENDED_WORDS | CONTENTION_WORDS)
+    if not _connection_words(use) or other or is_limit(use):
         return False
     return bool(words & DB_WORDS) or is_pool(use)
 
@@ -264,12 +271,12 @@ def is_down_check(use: SelectorUse) -> bool:
 
 def server_error_matcher(use: SelectorUse) -> Matcher | None:
     """A matcher that selects server failures (HTTP 5xx, gRPC Internal…), not successes."""
-    return next((m for m in use.matchers if sc.selects_server_errors(m)), None)
+    return next((m for m in use.matchers if sc.selects_server_errors(m, is_rpc(use))), None)
 
 
 def client_error_matcher(use: SelectorUse) -> Matcher | None:
     """A matcher that selects only client errors (HTTP 4xx, gRPC NotFound…)."""
-    return next((m for m in use.matchers if sc.selects_client_errors(m)), None)
+    return next((m for m in use.matchers if sc.selects_client_errors(m, is_rpc(use))), None)
 
 
 def _word_values(words: tuple[str, ...]) -> tuple[str, ...]:
@@ -284,7 +291,7 @@ def failure_matcher(use: SelectorUse) -> Matcher | None:
 def success_matcher(use: SelectorUse) -> Matcher | None:
     """A matcher that selects successes: ``code!~"5.."``, ``grpc_code="OK"``,
     ``outcome="SUCCESS"``, or on a request metric ``classification="success"``."""
-    coded = next((m for m in use.matchers if sc.selects_successes(m)), None)
+    coded = next((m for m in use.matchers if sc.selects_successes(m, is_rpc(use))), None)
     if coded is not None or not is_requests(use):
         return coded
     return _outcome_matcher(use, _word_values(SUCCESS_VALUES), _word_values(FAILURE_VALUES))

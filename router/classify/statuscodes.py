@@ -73,12 +73,17 @@ GRPC = CodeFamily(
         _grpc(lambda _, number: str(number)),
     ),
 )
+GRPC_OR_HTTP = CodeFamily("gRPC or HTTP", GRPC.spellings + HTTP.spellings)
 DNS = CodeFamily("DNS", (Codes(("SERVFAIL",), ("NXDOMAIN", "REFUSED", "FORMERR"), ("NOERROR",)),))
 MICROMETER = CodeFamily("Micrometer", (Codes(("SERVER_ERROR",), ("CLIENT_ERROR",), ("SUCCESS",)),))
 
 
-def family_of(label: str) -> CodeFamily | None:
-    """The code family a label holds, from its name, or ``None`` for other labels."""
+def family_of(label: str, rpc: bool = False) -> CodeFamily | None:
+    """The code family a label holds, or ``None`` for other labels.
+
+    From the label's name; on an RPC metric (``rpc``) a plain ``statusCode`` label holds
+    gRPC codes, or HTTP ones through a gateway, so it is judged by both.
+    """
     name = label.lower()
     if "grpc" in name:
         return GRPC
@@ -86,7 +91,9 @@ def family_of(label: str) -> CodeFamily | None:
         return MICROMETER
     if name == "rcode":
         return DNS
-    return HTTP if "code" in name or "status" in name else None
+    if "code" not in name and "status" not in name:
+        return None
+    return GRPC_OR_HTTP if rpc else HTTP
 
 
 def selects(matcher: Matcher, wanted: tuple[str, ...], others: tuple[str, ...]) -> bool:
@@ -96,24 +103,26 @@ def selects(matcher: Matcher, wanted: tuple[str, ...], others: tuple[str, ...]) 
     )
 
 
-def _selects_in_a_spelling(matcher: Matcher, pick: Callable[[Codes], tuple[tuple, tuple]]) -> bool:
-    family = family_of(matcher.name)
+def _selects_in_a_spelling(
+    matcher: Matcher, rpc: bool, pick: Callable[[Codes], tuple[tuple, tuple]]
+) -> bool:
+    family = family_of(matcher.name, rpc)
     spellings = family.spellings if family else ()
     return any(selects(matcher, *pick(codes)) for codes in spellings)
 
 
-def selects_server_errors(matcher: Matcher) -> bool:
-    return _selects_in_a_spelling(matcher, lambda c: (c.server_errors, c.successes))
+def selects_server_errors(matcher: Matcher, rpc: bool = False) -> bool:
+    return _selects_in_a_spelling(matcher, rpc, lambda c: (c.server_errors, c.successes))
 
 
-def selects_client_errors(matcher: Matcher) -> bool:
+def selects_client_errors(matcher: Matcher, rpc: bool = False) -> bool:
     return _selects_in_a_spelling(
-        matcher, lambda c: (c.client_errors, c.server_errors + c.successes)
+        matcher, rpc, lambda c: (c.client_errors, c.server_errors + c.successes)
     )
 
 
-def selects_successes(matcher: Matcher) -> bool:
-    return _selects_in_a_spelling(matcher, lambda c: (c.successes, c.server_errors))
+def selects_successes(matcher: Matcher, rpc: bool = False) -> bool:
+    return _selects_in_a_spelling(matcher, rpc, lambda c: (c.successes, c.server_errors))
 
 
 def names_server_errors(metric: str) -> bool:

@@ -125,6 +125,7 @@ def test_status_code_families(label: str, op: str, value: str, kind: str | None)
 FAILURE_CODES = {
     "otel_numeric_grpc": 'sum(rate(rpc_server_duration_milliseconds_count{rpc_grpc_status_code=~"2|13|14"}[5m])) / sum(rate(rpc_server_duration_milliseconds_count[5m])) > 0.02',
     "grpc_names": 'sum(rate(grpc_server_handled_total{grpc_code=~"Internal|Unavailable"}[5m])) / sum(rate(grpc_server_handled_total[5m])) > 0.05',
+    "status_code_label_on_a_grpc_metric": 'sum(rate(grpc_server_processing_duration_seconds_count{statusCode=~"UNAVAILABLE|INTERNAL"}[5m])) / sum(rate(grpc_server_processing_duration_seconds_count[5m])) > 0.02',
     "micrometer_outcome": 'sum(rate(http_server_requests_seconds_count{outcome="SERVER_ERROR"}[5m])) / sum(rate(http_server_requests_seconds_count[5m])) > 0.05',
 }  # fmt: skip
 
@@ -216,8 +217,9 @@ def test_connections_refused_at_a_limit_saturate_the_database(
         "executor_queued_tasks / (executor_queued_tasks + executor_queue_remaining_tasks) > 0.9",
         "kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_total < 0.3",
         "haproxy_frontend_current_sessions / haproxy_frontend_limit_sessions > 0.8",
+        "redis_blocked_clients > 10",
     ],
-    ids=["row_lock_waits", "executor_queue", "handler_pool", "load_balancer_sessions"],
+    ids=["row_lock_waits", "executor_queue", "handler_pool", "load_balancer_sessions", "blocked"],
 )
 def test_waits_and_pools_that_are_not_connection_pools_stay_unclassified(
     classifier: EvidenceClassifier, expr: str
@@ -261,3 +263,10 @@ def test_request_and_rpc_latency_stays_latency(classifier: EvidenceClassifier, e
     category, reasons = classify(classifier, expr)
     assert category == "latency", reasons
     assert not any("not requests a user waits on" in r for r in reasons), reasons
+
+
+def test_whose_latency_outweighs_a_name_that_says_latency(classifier: EvidenceClassifier) -> None:
+    expr = "sum(rate(mysql_perf_schema_events_statements_seconds_total[5m])) / sum(rate(mysql_perf_schema_events_statements_total[5m])) > 0.5"
+    result = classifier.classify(make_alert("MysqlStatementLatencyHigh", expr))
+    assert result.category == "unclassified", result.reasons
+    assert any("times database queries" in r for r in result.reasons), result.reasons
