@@ -1,13 +1,15 @@
 """Measure the classifier on a corpus of real alerting rules.
 
-Usage: ``.venv/bin/python bench/classifier_accuracy.py [CORPUS.yaml] [--quiet] [--library DIR]``
+Usage: ``.venv/bin/python bench/classifier_accuracy.py [CORPUS.yaml] [--quiet] [--library DIR]
+[--expr-only]``
 
 Each corpus entry becomes a firing Alert (labels = static + example_from_expr +
 alertname; the expression goes into ``generatorURL``), classified with the default
 rules and an empty runbook index, or with the runbook library in ``--library DIR``
 (whose declarations and ``runbook_url`` targets also classify). ``other`` (or
 ``unclassified``) in the corpus means ``unclassified``; an optional ``reason`` per
-entry (as in ``bench/heldout_alerts.yaml``) is printed with each miss.
+entry (as in ``bench/heldout_alerts.yaml``) is printed with each miss. ``--expr-only``
+removes the alert name, the annotations and the text labels, so only the PromQL decides.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from router.alerts import Alert  # noqa: E402
 from router.classify import EmptyRunbookIndex, EvidenceClassifier, load_rules  # noqa: E402
+from router.classify.vocabulary import TEXT_LABELS  # noqa: E402
 from router.library import RunbookLibrary  # noqa: E402
 from router.pipeline import RunbookIndex  # noqa: E402
 from router.triage import Classification  # noqa: E402
@@ -47,28 +50,32 @@ class Outcome:
         return self.expected == self.predicted
 
 
-def alert_from_entry(entry: dict) -> Alert:
+def alert_from_entry(entry: dict, expr_only: bool = False) -> Alert:
+    """The firing alert; with ``expr_only``, nameless and without text to read."""
     labels = entry.get("labels") or {}
     merged = {**(labels.get("static") or {}), **(labels.get("example_from_expr") or {})}
-    merged["alertname"] = entry["alertname"]
+    merged["alertname"] = "" if expr_only else entry["alertname"]
+    if expr_only:
+        merged = {k: v for k, v in merged.items() if k not in TEXT_LABELS}
+    annotations = {} if expr_only else entry.get("annotations") or {}
     expr = entry.get("expr") or ""
     url = f"http://prometheus:9090/graph?g0.expr={quote(str(expr), safe='')}&g0.tab=1"
     return Alert(
         status="firing",
         labels={k: str(v) for k, v in merged.items()},
-        annotations={k: str(v) for k, v in (entry.get("annotations") or {}).items()},
+        annotations={k: str(v) for k, v in annotations.items()},
         startsAt=datetime.now(UTC),
         generatorURL=url,
     )
 
 
-def run(corpus: Path, library: Path | None = None) -> list[Outcome]:
+def run(corpus: Path, library: Path | None = None, expr_only: bool = False) -> list[Outcome]:
     entries = yaml.safe_load(corpus.read_text(encoding="utf-8")) or []
     index: RunbookIndex = RunbookLibrary.load([library]) if library else EmptyRunbookIndex()
     classifier = EvidenceClassifier(load_rules([REPO_ROOT / "rules"]), index)
     outcomes = []
     for entry in entries:
-        result = classifier.classify(alert_from_entry(entry))
+        result = classifier.classify(alert_from_entry(entry, expr_only))
         outcomes.append(
             Outcome(entry, _other(entry["expected_category"]), _other(result.category), result)
         )
@@ -136,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--library", type=Path, metavar="DIR", help="classify with this runbook library"
     )
+    parser.add_argument(
+        "--expr-only",
+        action="store_true",
+        help="remove alert names, annotations and text labels: only the PromQL decides",
+    )
     args = parser.parse_args(argv)
     if not args.corpus.exists():
         print(f"corpus not found: {args.corpus}", file=sys.stderr)
@@ -143,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.library is not None and not args.library.is_dir():
         print(f"runbook library not found: {args.library}", file=sys.stderr)
         return 2
-    report(run(args.corpus, args.library), args.quiet)
+    report(run(args.corpus, args.library, args.expr_only), args.quiet)
     return 0
 
 

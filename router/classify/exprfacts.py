@@ -38,7 +38,7 @@ _VALUE_SPLIT = re.compile(r"[^a-z0-9]+")
 # Labels whose value says *what* is measured (not *who*): name="max_connections".
 _WHAT_LABELS = frozenset(
     {"name", "type", "kind", "state", "setting", "variable", "resource", "resource_name"}
-    | {"conn_type", "setting_name"}
+    | {"conn_type", "setting_name", "error", "errmsg"}
 )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from router.classify import metricwords as mw
+from router.classify import statuscodes as sc
 from router.classify.exprfacts import ExprFacts, SelectorUse
 
 Finder = Callable[[ExprFacts], str | None]
@@ -74,6 +75,36 @@ def _error_ratio(facts: ExprFacts) -> str | None:
     return None
 
 
+def _success_ratio_falling(facts: ExprFacts) -> str | None:
+    """A success ratio that fires when it falls (``ok / total < 0.99``, ``1 - ok / total > x``)."""
+    for use in facts.uses:
+        matcher = mw.success_matcher(use)
+        if use.role == "numerator" and use.falls and matcher is not None:
+            return f"{use.name}{{{matcher}}}"
+    return None
+
+
+def _in_use_against_max(facts: ExprFacts) -> str | None:
+    """Connections in use divided by a database's or pool's maximum (``max_connections``)."""
+    limits = [
+        u.name
+        for u in facts.uses
+        if u.role == "denominator"
+        and mw.is_limit(u)
+        and (mw.is_db(u) or mw.is_pool(u) or mw.limits_connections(u))
+    ]
+    for use in facts.uses:
+        counted = mw.is_connection_count(use) or mw.is_other_connections(use)
+        if use.role == "numerator" and counted and limits:
+            return f"{use.name} / {limits[0]}"
+    return None
+
+
+def _connections_refused(use: SelectorUse) -> bool:
+    """Errors of a database or pool at its connection limit (``errmsg="...max_client_conn"``)."""
+    return mw.is_error_named(use) and (mw.is_db(use) or mw.is_pool(use)) and mw.is_limit(use)
+
+
 def _connection_limit(facts: ExprFacts) -> str | None:
     """A connection limit read together with a connection count.
 
@@ -115,8 +146,14 @@ def _is_summary_timer(use: SelectorUse) -> bool:
     return (quantile and mw.is_timing(use)) or mw.is_request_summary(use)
 
 
-def _is_background_timing(use: SelectorUse) -> bool:
-    return mw.is_timing(use) and mw.is_background(use)
+def _not_request_latency(facts: ExprFacts) -> str | None:
+    """Whose latency: a time (or slow counter) of queries, queued or background work."""
+    for use in facts.uses:
+        work = mw.non_request_work(use)
+        timed = mw.is_timing(use) or use.words & mw.TIME_UNITS or mw.is_slow_requests(use)
+        if work and timed:
+            return f"{use.name} times {work}"
+    return None
 
 
 def _is_timing_gauge(use: SelectorUse) -> bool:
@@ -141,9 +178,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature("slow_requests", "latency", 2, "slow request counter {subject}",
             any_use(lambda u: mw.is_slow_requests(u) and not u.falls)),
     Feature("io_metric", "latency", -3, "disk / I/O metric {subject}", any_use(mw.is_io)),
-    Feature("background_timing", "latency", -4,
-            "{subject} times background work (GC, jobs, rule evaluation), not requests",
-            any_use(_is_background_timing)),
+    Feature("not_request_latency", "latency", -4, "{subject}, not requests a user waits on",
+            _not_request_latency),
     # error_rate
     Feature("server_errors", "error_rate", 3, "{subject} selects server errors",
             any_matcher(mw.server_error_matcher)),
@@ -151,7 +187,11 @@ FEATURES: tuple[Feature, ...] = (
             any_matcher(lambda u: mw.server_error_matcher(u) if u.role == "numerator" else None)),
     Feature("failed_requests", "error_rate", 3, "{subject} selects failed requests",
             any_matcher(lambda u: mw.failure_matcher(u) if mw.is_requests(u) else None)),
-    Feature("client_errors", "error_rate", -4, "{subject} selects only 4xx client errors",
+    Feature("server_errors_by_name", "error_rate", 3, "{subject} counts 5xx responses by name",
+            any_use(lambda u: sc.names_server_errors(u.name))),
+    Feature("success_ratio_falling", "error_rate", 3,
+            "success ratio {subject} fires when it falls (errors rising)", _success_ratio_falling),
+    Feature("client_errors", "error_rate", -4, "{subject} selects only client errors",
             any_matcher(mw.client_error_matcher)),
     Feature("error_ratio", "error_rate", 2.5, "request error ratio {subject}", _error_ratio),
     Feature("request_errors", "error_rate", 1.5, "request error counter {subject}",
@@ -165,6 +205,10 @@ FEATURES: tuple[Feature, ...] = (
             any_use(mw.is_connection_count)),
     Feature("connection_limit", "db_saturation", 2, "connection limit {subject}",
             _connection_limit),
+    Feature("in_use_against_max", "db_saturation", 2, "connections in use against a maximum {subject}",
+            _in_use_against_max),
+    Feature("connections_refused", "db_saturation", 3, "{subject} counts connections refused at a limit",
+            any_use(_connections_refused)),
     Feature("other_connections", "db_saturation", -1, "{subject} counts non-database connections",
             any_use(mw.is_other_connections)),
     Feature("connections_rising", "db_saturation", 1, "{subject} rising above a threshold",

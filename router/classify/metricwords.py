@@ -2,14 +2,14 @@
 
 Prometheus names read as words (``http_request_duration_seconds_bucket``): a domain,
 a subject, a unit and a suffix. These predicates look at those words and at what a
-label matcher *selects* (it is evaluated against sample values, so ``code=~"5.."``,
-``status=~"5.*"`` and ``code!~"[1-4].."`` all count as "selects 5xx").
+label matcher *selects* (see :mod:`router.classify.statuscodes`).
 """
 
 from __future__ import annotations
 
 import re
 
+from router.classify import statuscodes as sc
 from router.classify.exprfacts import SelectorUse
 from router.classify.matchers import Matcher
 
@@ -27,19 +27,25 @@ REQUEST_WORDS = frozenset(
 )
 SIZE_WORDS = frozenset({"bytes", "size", "sizes", "ratio", "percent", "entries", "items"})
 IO_WORDS = frozenset({"disk", "io", "iops", "fsync", "filesystem", "nfs", "wal", "block"})
-# Work a process does in the background: its duration is not a response time.
+# Whose latency: work nobody waits on in a request, so its duration is not a response time.
 BACKGROUND_WORDS = frozenset(
     {"gc", "pause", "job", "jobs", "batch", "cron", "cronjob", "backup", "compaction"}
     | {"compactions", "evaluation", "rule", "scrape", "snapshot", "checkpoint", "vacuum"}
 )
+QUEUE_WORDS = frozenset({"queue", "queues", "queued", "task", "tasks", "schedule", "backlog"})
+# A database's own work: statements, queries and transactions it runs.
+QUERY_WORDS = frozenset(
+    {"query", "queries", "statement", "statements", "tx", "xact", "transaction", "transactions"}
+)
 ERROR_WORDS = frozenset(
     {"error", "errors", "errored", "failed", "failure", "failures", "fail", "fails"}
-    | {"exception", "exceptions", "faults", "unsuccessful", "5xx"}
+    | {"exception", "exceptions", "faults", "unsuccessful"}
 )
 DB_WORDS = frozenset(
     {"pg", "postgres", "postgresql", "mysql", "mariadb", "redis", "pgbouncer", "pgpool"}
     | {"db", "database", "databases", "mongodb", "mssql", "oracledb", "sql", "hikaricp"}
     | {"jdbc", "r2dbc", "datasource", "sqlalchemy", "odyssey", "proxysql", "memcached"}
+    | {"prisma", "pgx", "knex", "sequelize", "typeorm", "gorm", "asyncpg"}
 )
 CONNECTION_WORDS = frozenset(
     {"connection", "connections", "conn", "conns", "connected", "clients", "client"}
@@ -52,8 +58,14 @@ USAGE_WORDS = frozenset({"used", "use", "active", "current", "busy"})
 # Spare capacity (``conn_free``, ``state="available"``): it falling means saturation.
 HEADROOM_WORDS = frozenset({"free", "available", "avail", "spare", "remaining"})
 # Waiting for a connection from a pool (``maxwait``, ``acquire``, ``pending``).
-WAIT_WORDS = frozenset({"wait", "waiting", "maxwait", "pending", "acquire", "timeout"})
+WAIT_WORDS = frozenset({"wait", "waiting", "waiters", "maxwait", "pending", "acquire", "timeout"})
+# Waiting on data (a row lock, the redo log), not on a connection from a pool.
+CONTENTION_WORDS = frozenset(
+    {"lock", "locks", "row", "latch", "mutex", "log", "deadlocks", "blocked"}
+)
 THREAD_POOL_WORDS = frozenset({"thread", "threads", "worker", "workers", "executor"})
+# Glued pool names: ``pgxpool``, ``dbpool`` are connection pools, ``threadpool`` is not.
+GLUED_POOL = re.compile(r"(?![a-z]*(?:thread|worker|executor|handler))[a-z]+pool")
 START_TIME_WORDS = frozenset({"start", "boot", "started", "uptime"})
 LIMIT_WORDS = frozenset({"max", "maximum", "limit", "limits", "maxclients", "capacity", "size"})
 # Connections that ended on the client's side: not a sign of a saturated server.
@@ -66,10 +78,6 @@ LATENCY_MARKERS = ("latency", "duration", "slow", "response_time")
 # An SLO named after its threshold: ``p99-under-300ms``, ``checkout-p95``.
 PERCENTILE_OR_DURATION = re.compile(r"(?<![a-z0-9])(?:p(?:50|75|9[059]|99[09]?)|\d+ms)(?![a-z0-9])")
 
-SERVER_ERROR_CODES = ("500", "502", "503", "504", "5xx", "5", "SERVER_ERROR", "SERVFAIL")
-CLIENT_ERROR_CODES = ("400", "401", "403", "404", "429", "4xx", "4", "CLIENT_ERROR")
-SUCCESS_CODES = ("200", "201", "204", "2xx")
-GRPC_ERROR_CODES = ("Internal", "Unavailable", "Unknown", "DeadlineExceeded", "DataLoss")
 # Outcome labels that name failure in words (``classification="failure"``, ``result="error"``).
 FAILURE_VALUES = ("failure", "failed", "fail", "error", "errors", "exception")
 SUCCESS_VALUES = ("success", "succeeded", "ok", "true")
@@ -118,9 +126,24 @@ def is_request_summary(use: SelectorUse) -> bool:
     return quantile and is_requests(use) and not sized
 
 
-def is_background(use: SelectorUse) -> bool:
-    """Times background work (GC, a batch job, rule evaluation), not a request."""
-    return bool(use.words & BACKGROUND_WORDS) and not use.words & REQUEST_WORDS
+def non_request_work(use: SelectorUse) -> str | None:
+    """Whose latency, when it is not a request's: database queries, queued or background work.
+
+    A recording rule's level (``job:`` in ``job:slo_latency:ratio``) names labels, not work.
+    """
+    words = frozenset(w for w in re.split(r"[_:]+", _metric_part(use.name)) if w)
+    if words & QUERY_WORDS and words & DB_WORDS:
+        return "database queries"
+    if words & REQUEST_WORDS:
+        return None
+    if words & QUEUE_WORDS:
+        return "queued work"
+    return "background work (GC, jobs, rule evaluation)" if words & BACKGROUND_WORDS else None
+
+
+def _metric_part(name: str) -> str:
+    parts = name.lower().split(":")
+    return ":".join(parts[1:]) if len(parts) == 3 else name.lower()
 
 
 def is_slow_requests(use: SelectorUse) -> bool:
@@ -136,8 +159,13 @@ def is_requests(use: SelectorUse) -> bool:
     return bool(use.words & REQUEST_WORDS)
 
 
+def is_rpc(use: SelectorUse) -> bool:
+    return bool(use.words & {"grpc", "rpc"})
+
+
 def is_error_named(use: SelectorUse) -> bool:
-    return bool(use.words & ERROR_WORDS) or "errs" in use.words
+    """Counts errors by its name (``request_errors_total``, ``httpcode_elb_5_xx_count``)."""
+    return bool(use.words & ERROR_WORDS) or "errs" in use.words or sc.names_server_errors(use.name)
 
 
 def is_db(use: SelectorUse) -> bool:
@@ -150,9 +178,10 @@ def _connection_words(use: SelectorUse) -> bool:
 
 
 def is_connection_count(use: SelectorUse) -> bool:
-    """A database connection/session/client count (not its limit, not a time)."""
+    """A database connection/session/client count (not its limit, a time, or clients blocked)."""
     words = use.vocabulary
-    if not _connection_words(use) or words & (TIME_WORDS | ENDED_WORDS) or is_limit(use):
+    other = words & (TIME_WORDS | ENDED_WORDS | CONTENTION_WORDS)
+    if not _connection_words(use) or other or is_limit(use):
         return False
     return bool(words & DB_WORDS) or is_pool(use)
 
@@ -169,10 +198,15 @@ def is_headroom(use: SelectorUse) -> bool:
 
 
 def is_pool_wait(use: SelectorUse) -> bool:
-    """Time or callers waiting for a database/pool connection (``maxwait``, ``acquire``)."""
+    """Time or callers waiting for a database/pool connection (``maxwait``, ``acquire``).
+
+    A database client waiting (``go_sql_wait_count``, ``prisma_client_queries_wait``)
+    waits for a connection unless it names a lock or the log.
+    """
     words = use.vocabulary
     db_or_pool = words & DB_WORDS or is_pool(use)
-    return bool(words & WAIT_WORDS and db_or_pool and _connection_words(use))
+    on_connections = _connection_words(use) or not words & CONTENTION_WORDS
+    return bool(words & WAIT_WORDS and db_or_pool and on_connections)
 
 
 def is_limit(use: SelectorUse) -> bool:
@@ -194,7 +228,8 @@ def is_start_time(use: SelectorUse) -> bool:
 
 def is_pool(use: SelectorUse) -> bool:
     """A connection pool; a thread pool (``elasticsearch_thread_pool_*``) is not one."""
-    return bool(use.words & POOL_WORDS) and not use.words & THREAD_POOL_WORDS
+    glued = any(GLUED_POOL.fullmatch(word) for word in use.words)
+    return bool(use.words & POOL_WORDS or glued) and not use.words & THREAD_POOL_WORDS
 
 
 def is_lag(use: SelectorUse) -> bool:
@@ -234,49 +269,40 @@ def is_down_check(use: SelectorUse) -> bool:
     return bool(healthy and low)
 
 
-def selects(matcher: Matcher, wanted: tuple[str, ...], others: tuple[str, ...]) -> bool:
-    """The matcher accepts some ``wanted`` values and none of ``others``."""
-    return any(matcher.matches_value(v) for v in wanted) and not any(
-        matcher.matches_value(v) for v in others
-    )
-
-
-def status_matchers(use: SelectorUse) -> list[Matcher]:
-    """Matchers on an HTTP status / response code label (or Micrometer's ``outcome``)."""
-    return [m for m in use.matchers if _is_status_label(m.name.lower())]
-
-
-def _is_status_label(name: str) -> bool:
-    return ("code" in name or "status" in name or name == "outcome") and "grpc" not in name
-
-
 def server_error_matcher(use: SelectorUse) -> Matcher | None:
-    """A matcher that selects 5xx responses (or failed gRPC calls), not successes."""
-    for matcher in status_matchers(use):
-        if selects(matcher, SERVER_ERROR_CODES, SUCCESS_CODES):
-            return matcher
-    for matcher in use.matchers:
-        if "grpc" in matcher.name.lower() and selects(matcher, GRPC_ERROR_CODES, ("OK",)):
-            return matcher
-    return None
+    """A matcher that selects server failures (HTTP 5xx, gRPC Internal…), not successes."""
+    return next((m for m in use.matchers if sc.selects_server_errors(m, is_rpc(use))), None)
+
+
+def client_error_matcher(use: SelectorUse) -> Matcher | None:
+    """A matcher that selects only client errors (HTTP 4xx, gRPC NotFound…)."""
+    return next((m for m in use.matchers if sc.selects_client_errors(m, is_rpc(use))), None)
+
+
+def _word_values(words: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(v for word in words for v in (word, word.title(), word.upper()))
 
 
 def failure_matcher(use: SelectorUse) -> Matcher | None:
     """A non-status label that selects failed outcomes by name (``classification="failure"``)."""
+    return _outcome_matcher(use, _word_values(FAILURE_VALUES), _word_values(SUCCESS_VALUES))
+
+
+def success_matcher(use: SelectorUse) -> Matcher | None:
+    """A matcher that selects successes: ``code!~"5.."``, ``grpc_code="OK"``,
+    ``outcome="SUCCESS"``, or on a request metric ``classification="success"``."""
+    coded = next((m for m in use.matchers if sc.selects_successes(m, is_rpc(use))), None)
+    if coded is not None or not is_requests(use):
+        return coded
+    return _outcome_matcher(use, _word_values(SUCCESS_VALUES), _word_values(FAILURE_VALUES))
+
+
+def _outcome_matcher(
+    use: SelectorUse, wanted: tuple[str, ...], others: tuple[str, ...]
+) -> Matcher | None:
     for matcher in use.matchers:
-        if _is_status_label(matcher.name.lower()) or matcher.op not in ("=", "=~"):
-            continue
-        values = [v for word in FAILURE_VALUES for v in (word, word.title(), word.upper())]
-        successes = [v for word in SUCCESS_VALUES for v in (word, word.title(), word.upper())]
-        if selects(matcher, tuple(values), tuple(successes)):
-            return matcher
-    return None
-
-
-def client_error_matcher(use: SelectorUse) -> Matcher | None:
-    """A matcher that selects only 4xx client errors."""
-    for matcher in status_matchers(use):
-        if selects(matcher, CLIENT_ERROR_CODES, SERVER_ERROR_CODES + SUCCESS_CODES):
+        coded = sc.family_of(matcher.name) is not None
+        if not coded and matcher.op in ("=", "=~") and sc.selects(matcher, wanted, others):
             return matcher
     return None
 
@@ -285,6 +311,6 @@ def reason_matcher(
     use: SelectorUse, wanted: tuple[str, ...], others: tuple[str, ...]
 ) -> Matcher | None:
     for matcher in use.matchers:
-        if matcher.name == "reason" and selects(matcher, wanted, others):
+        if matcher.name == "reason" and sc.selects(matcher, wanted, others):
             return matcher
     return None

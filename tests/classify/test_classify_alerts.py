@@ -263,7 +263,7 @@ def test_negative_evidence_is_listed_with_its_sign(classifier: EvidenceClassifie
     )
     result = classifier.classify(alert)
     assert result.category == "unclassified"
-    assert any("selects only 4xx client errors (-4 error_rate)" in r for r in result.reasons)
+    assert any("selects only client errors (-4 error_rate)" in r for r in result.reasons)
     assert result.reasons[-1].startswith("fallback: no decisive evidence")
 
 
