@@ -23,6 +23,7 @@ SUMMARY = 0.6
 DESCRIPTION = 0.4
 MEASURED = 0.8
 METRIC = 0.35
+METRIC_SOURCE = "metric "
 METRIC_NAMESPACE = 0.2  # the first word of a metric name: its exporter (pg_, node_, redis_)
 CATEGORY = 0.5
 SYNONYM = 0.5
@@ -121,8 +122,14 @@ class AlertQuery:
 
     @property
     def condition(self) -> dict[str, float]:
-        """The problem terms that say what is wrong, not what it is wrong with."""
-        return {t: w for t, w in self.problem.items() if t not in SUBJECTS}
+        """The problem terms that say what is wrong, not what it is wrong with: no subject
+        nouns, and nothing read only from a metric's name (``activity`` in
+        ``pg_stat_activity``) — a heading must match what the alert says."""
+        return {
+            t: w
+            for t, w in self.problem.items()
+            if t not in SUBJECTS and not self.sources[t].startswith(METRIC_SOURCE)
+        }
 
     def word(self, term: str) -> str:
         """The word a term was read from, for people."""
@@ -194,7 +201,7 @@ def _measured(label: str, value: str) -> str:
 def _add_expression(query: AlertQuery, expression: str) -> None:
     for use in expression_facts(expression).uses:
         namespace, _, rest = use.name.replace(":", "_").partition("_")
-        source = f"metric {use.name}"
+        source = f"{METRIC_SOURCE}{use.name}"
         query.add(rest, METRIC, source, skip=_METRIC_NOISE)
         query.add(namespace, METRIC_NAMESPACE, source, skip=_METRIC_NOISE)
         for matcher in use.matchers:
