@@ -15,7 +15,12 @@ from router.library.markdown import link_hrefs, plain_text
 
 IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 _CAMEL = re.compile(r"[A-Z][A-Za-z0-9]*[a-z0-9][A-Z][A-Za-z0-9]*")
-_LABEL = re.compile(r"^\W*(?:alert\s*name|alertname|alerts?)\W*?\s*[:=]\s*(?P<value>.*)$", re.I)
+_LABEL = re.compile(
+    r"^[\W\d_]*(?:alert\s*name|alertname|alerts?)\W*?\s*[:=]\s*(?P<value>.*)$", re.I
+)
+# "**Name**: CheckoutLatencyHigh": a name label declares an alert when its value looks like one.
+_NAME_LABEL = re.compile(r"^[\W\d_]*name\W*?\s*[:=]\s*(?P<value>\S+)\s*$", re.I)
+_QUOTES = "\"'`“”‘’"
 _MENTION = re.compile(r"\b(?:alerts?|alertname|name)\b", re.I)
 _ALERT_COLUMNS = frozenset({"alert", "alerts", "alertname", "alert name"})
 # A "Name" column declares alerts only when its cells look like alert names.
@@ -53,6 +58,9 @@ def line_declarations(children: list[Token]) -> list[Found]:
     if label:
         names = [c for c in codes if IDENTIFIER.fullmatch(c)] or _names_in(label["value"])
         return [(name, "label") for name in names]
+    named = _NAME_LABEL.match(text)
+    if named and looks_like_alert(named["value"].strip(_QUOTES)):
+        return [(named["value"].strip(_QUOTES), "label")]
     if _MENTION.search(text):
         return [(c, "code span") for c in codes if looks_like_alert(c)]
     return []
@@ -62,7 +70,7 @@ def _names_in(value: str) -> list[str]:
     """Names in a label's value: ``A, B`` or ``A (critical)``."""
     names = []
     for part in value.split(","):
-        words = part.split()
+        words = [w.strip(_QUOTES) for w in part.split()]
         if not words or not IDENTIFIER.fullmatch(words[0]):
             continue
         if len(words) == 1 or _CAMEL.fullmatch(words[0]):

@@ -139,6 +139,8 @@ def _open_heading(walk: _Walk, token: Token, inline: Token) -> None:
     walk.stack.append(section)
     walk.ordered.append(section)
     walk.anchors.setdefault(anchor, section)
+    for name, _ in line_declarations(children):  # "## Alert: InstanceDown (critical)"
+        section.declarations.append(Declaration(name, section, section.start_line, "heading"))
     if heading_declares(section.title) and not any(map(is_part, section.ancestors())):
         section.declarations.append(
             Declaration(section.title, section, section.start_line, "heading")

@@ -84,3 +84,31 @@ def test_headings_under_a_part_do_not_declare(write, tmp_path) -> None:
 def test_every_alert_name_is_listed(library: RunbookLibrary) -> None:
     names = set(library.declarations())
     assert {"CheckoutLatencyHigh", "KubePodCrashLooping", "QueueConsumerDown"} <= names
+
+
+@pytest.mark.parametrize(
+    ("markdown", "declared"),
+    [
+        ("## Alert: InstanceDown (severity: critical)\n\nA target stopped.\n", "InstanceDown"),
+        ('##### Alert: "KubePodCrashLooping"\n\nRestarts.\n', "KubePodCrashLooping"),
+        ("### 1. Alert: `HighAPILatency`\n\nSlow.\n", "HighAPILatency"),
+        ("## Slow API\n\n**Alert:** ApiSlowRequests\n", "ApiSlowRequests"),
+        ("## Slow API\n\n- Alert: `ApiP99High`\n", "ApiP99High"),
+        ("## Slow API\n\n**Name**: ApiLatencyBudget\n", "ApiLatencyBudget"),
+        (
+            "## gateway\n\n|Name|Summary|\n|---|---|\n|GatewayUpstreamErrors|Upstreams fail.|\n",
+            "GatewayUpstreamErrors",
+        ),
+    ],
+)
+def test_every_written_form_declares(write, tmp_path, markdown: str, declared: str) -> None:
+    write("runbook.md", "# Team runbook\n\n" + markdown)
+    library = RunbookLibrary.load([tmp_path])
+    section = library.declared(declared)
+    assert section is not None and section.path == "runbook.md" and section.level > 1
+
+
+def test_headings_that_name_a_problem_declare_nothing(write, tmp_path) -> None:
+    write("runbook.md", "# Runbook\n\n## Alert: Elevated 5xx Error Rate\n\n## Alert: Cache drift\n")
+    write("names.md", "# Names\n\n|Name|Owner|\n|---|---|\n|payments|team-money|\n")
+    assert RunbookLibrary.load([tmp_path]).declarations() == {}
