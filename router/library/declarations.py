@@ -20,7 +20,7 @@ _LABEL = re.compile(
 )
 # "**Name**: CheckoutLatencyHigh": a name label declares an alert when its value looks like one.
 _NAME_LABEL = re.compile(r"^[\W\d_]*name\W*?\s*[:=]\s*(?P<value>\S+)\s*$", re.I)
-_QUOTES = "\"'`“”‘’"
+_QUOTES = "\"'`\u201c\u201d\u2018\u2019"  # straight, back and curly quotes
 _MENTION = re.compile(r"\b(?:alerts?|alertname|name)\b", re.I)
 _ALERT_COLUMNS = frozenset({"alert", "alerts", "alertname", "alert name"})
 # A "Name" column declares alerts only when its cells look like alert names.
