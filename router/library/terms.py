@@ -19,6 +19,7 @@ _CAMEL_PART = re.compile(
 )
 _STATUS_CODE = re.compile(r"([45])(?:\d\d|xx|\.\.|\\d\\d|\[0-9\]\[0-9\])", re.I)
 _STEMMER = snowballstemmer.stemmer("english")
+_stem = lru_cache(maxsize=65536)(_STEMMER.stemWord)  # a pure function: memoised, not state
 
 STOP_WORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been
@@ -47,7 +48,7 @@ def surfaces(text: str) -> dict[str, str]:
     """Each term of ``text`` and the word it was read from (``{"latenc": "latency"}``)."""
     found: dict[str, str] = {}
     for word in _WORD.findall(text):
-        parts = {_STEMMER.stemWord(p.lower()): p for p in _CAMEL_PART.findall(word)}
+        parts = {_stem(p.lower()): p for p in _CAMEL_PART.findall(word)}
         for term in _word_terms(word):
             found.setdefault(term, parts.get(term, word))
     return found
@@ -62,8 +63,8 @@ def spans(text: str, longest: int = 3) -> list[tuple[str, list[str]]]:
         parts = [p.lower() for p in _CAMEL_PART.findall(word)] or [word.lower()]
         for i in range(len(parts)):
             for j in range(i + 1, min(i + longest, len(parts)) + 1):
-                found.append((_STEMMER.stemWord("".join(parts[i:j])), parts[i:j]))
-    return [(joined, [_STEMMER.stemWord(p) for p in run]) for joined, run in found]
+                found.append((_stem("".join(parts[i:j])), parts[i:j]))
+    return [(joined, [_stem(p) for p in run]) for joined, run in found]
 
 
 def word_terms(text: str) -> list[tuple[str, ...]]:
@@ -89,4 +90,4 @@ def _word_terms(word: str) -> tuple[str, ...]:
     # The joined form too ("coredns" for "CoreDNS"), unless it is a long compound.
     words = [lower, *parts] if 1 < len(parts) <= 2 else parts if parts else [lower]
     kept = [w for w in words if w not in STOP_WORDS and len(w) > 1 and not w[0].isdigit()]
-    return tuple(_STEMMER.stemWord(w) for w in kept)
+    return tuple(_stem(w) for w in kept)
