@@ -142,6 +142,83 @@ def test_an_image_pull_after_an_image_change_names_the_new_image() -> None:
     assert "changed it to api:1.5.0" in judge("crashloop", facts)["image-pull"].title
 
 
+def ranked(category: str, facts: dict[str, Any]) -> list[Finding]:
+    result = alert_result(category)
+    playbook = PLAYBOOKS.get(category)
+    assert playbook is not None
+    variables = {**template_variables(playbook, result, NOW), **facts}
+    pointers = RunbookPointers(LIBRARY, result.runbook, category)
+    return evaluate_verdicts(playbook.verdicts, variables, pointers)
+
+
+def test_a_bad_deploy_is_the_cause_and_the_application_error_its_symptom() -> None:
+    pods = {
+        **HEALTHY_PODS,
+        "restarting": ["api-7abc-x1/api"],
+        "termination_reasons": {"Error": 1},
+        "failing_replicasets": ["api-7abc"],
+        "exit_codes": [1],
+    }
+    logs = {"error_lines": ["panic: missing PAYMENTS_URL"]}
+    rollout = {**ROLLOUT, "revision": 7, "replicaset": "api-7abc", "minutes_before_alert": 4.2}
+    found = ranked("crashloop", {"pods": pods, "logs": logs, "rollout": rollout})
+    rules = [f.verdict.rule for f in found if f.verdict]
+    assert rules == ["bad-deploy", "application-error"]  # no separate "a rollout happened"
+    cause, symptom = found
+    assert cause.title == (
+        "The pods of revision 7, created 4 min before the alert, exit 1:"
+        " `panic: missing PAYMENTS_URL`; roll back"
+    )
+    assert cause.verdict.role == "cause" and ref(cause) == "rollback.md"
+    assert symptom.verdict.role == "symptom" and symptom.verdict.explained_by == "bad-deploy"
+
+
+def test_a_rollout_that_did_not_create_the_failing_pods_is_only_a_factor() -> None:
+    pods = {**HEALTHY_PODS, "termination_reasons": {"Error": 1}, "failing_replicasets": ["old"]}
+    rollout = {**ROLLOUT, "replicaset": "api-7abc"}
+    found = ranked("crashloop", {"pods": pods, "rollout": rollout})
+    assert [(f.verdict.rule, f.verdict.role) for f in found if f.verdict] == [
+        ("deploy-before-alert", "factor"),
+        ("application-error", "symptom"),
+    ]
+    assert found[1].verdict.explained_by is None
+
+
+def test_role_outranks_severity_and_corroboration_breaks_ties(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "name: custom\nchecks:\n  - {id: a, provider: http, kind: probe}\n"
+        "  - {id: b, provider: http, kind: probe}\nverdicts:\n"
+        "  - {id: loud-symptom, when: a.x, say: s, severity: critical, role: symptom}\n"
+        "  - {id: one-check, when: a.x, say: one, severity: warning, role: cause}\n"
+        "  - {id: two-checks, when: a.x and b.y, say: two, severity: warning, role: cause}\n"
+        "  - {id: critical-factor, when: b.y, say: f, severity: critical}\n",
+    )
+    (playbook,) = load_playbooks([path]).playbooks.values()
+    facts = {"a": {"x": True}, "b": {"y": True}}
+    found = evaluate_verdicts(playbook.verdicts, facts, RunbookPointers(LIBRARY))
+    assert [f.title for f in found] == ["two", "one", "f", "s"]
+
+
+@pytest.mark.parametrize("category", PLAYBOOKS.names())
+def test_no_data_from_any_check_gives_no_verdict_and_no_error(category: str) -> None:
+    """Every provider down: each check publishes no facts; no rule fires or fails."""
+    playbook = PLAYBOOKS.get(category)
+    assert playbook is not None
+    result = alert_result(category)
+    variables = {**template_variables(playbook, result, NOW)}
+    variables |= {planned.spec.id: {} for planned in playbook.checks}
+    pointers = RunbookPointers(LIBRARY, result.runbook, category)
+    assert evaluate_verdicts(playbook.verdicts, variables, pointers) == []
+
+
+def test_a_fact_named_like_a_dict_method_is_data_or_undefined() -> None:
+    """``by_pod.values`` is the published list, and undefined when there is none."""
+    assert judge("error_rate", {"by_pod": {}}) == {}
+    values = [{"labels": {"pod": "api-1"}, "value": 9.0}, {"labels": {"pod": "api-2"}, "value": 1}]
+    assert "errors-in-one-pod" in judge("error_rate", {"by_pod": {"values": values}})
+
+
 def test_healthy_facts_give_no_verdict() -> None:
     events = {"reasons": {}, "warnings": [], "image_pull_failed": False, "probe_failures": 0}
     quiet = {**ROLLOUT, "within_window": False, "minutes_before_alert": 600.0}
