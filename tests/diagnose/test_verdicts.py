@@ -320,6 +320,7 @@ def connections_facts(server_used: int, db_used: int, app_count: int, limit: int
         "used_ratio": round(server_used / 97, 4),
         "top_application": "orders-api",
         "top_application_share": round(app_count / server_used, 4),
+        "by_application": [{"application": "orders-api", "count": app_count, "states": {}}],
         "idle_in_transaction": 0,
         "database": {
             "name": "orders",
@@ -351,6 +352,14 @@ def test_a_database_near_its_own_connection_limit_counts_as_near() -> None:
     assert found["one-application"].title == (
         "orders-api holds 8 of the 9 connections to database orders (9 of 10 allowed);"
         " the server is at 12 of 97 usable"
+    )
+
+
+def test_a_server_near_max_connections_names_who_holds_most_of_it() -> None:
+    found = judge("db_saturation", {"connections": connections_facts(90, 5, 60)})
+    assert found["one-application"].title == (
+        "orders-api holds 60 of the 90 connections on the server (90 of 97 usable);"
+        " database orders: 5 of 97 usable"
     )
 
 
@@ -408,7 +417,7 @@ def test_idle_in_transaction_and_lock_texts() -> None:
 
 
 def test_pool_times_replicas_uses_the_pool_size_annotation() -> None:
-    facts = {"connections": {"max_connections": 100, "usable": 97}, "rollout": ROLLOUT}
+    facts = {"connections": connections_facts(10, 5, 3), "rollout": ROLLOUT}
     assert judge("db_saturation", facts) == {}  # 4 x the default pool of 20 fits in 97
     found = judge("db_saturation", facts, pool_size="30")
     assert found["pool-times-replicas"].title == (
