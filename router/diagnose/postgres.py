@@ -197,7 +197,9 @@ class PostgresProvider:
         database = await connection.fetchrow(DATABASE_LIMIT_SQL, wanted)
         rows = await connection.fetch(SESSIONS_SQL, APPLICATION)
         limit = database["connection_limit"]
-        facts = connection_facts(settings, [dict(r) for r in rows], wanted or database["name"], limit)
+        facts = connection_facts(
+            settings, [dict(r) for r in rows], wanted or database["name"], limit
+        )
         findings = [_connections_finding(target, facts)]
         if facts["idle_in_transaction"]:
             findings.append(_idle_in_transaction_finding(facts))
