@@ -31,17 +31,24 @@ import errno
 import os
 import re
 import socket
-import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
 from router.classify.matchers import Matcher, matches_all, parse_matchers
 from router.config import PostgresSettings, PostgresTarget
-from router.diagnose.base import AlertContext, Check, CheckOutcome, ProviderError
+from router.diagnose.base import (
+    AlertContext,
+    Check,
+    CheckOutcome,
+    ProviderError,
+    ProviderSettingsError,
+    tls_failure,
+)
 from router.diagnose.pg_queries import (
     DATABASE_LIMIT_SQL,
     LOCKS_SQL,
@@ -73,6 +80,8 @@ class PostgresProvider:
     kinds = frozenset({"connections", "long_queries", "locks", "ping"})
 
     def __init__(self, settings: PostgresSettings, secrets: Iterable[str] = ()) -> None:
+        for index, target in enumerate(settings.targets):
+            check_dsn(target, index)
         self.settings = settings
         self.redact = Redactor([*secrets, *secret_values(settings)])
         self.targets: list[tuple[PostgresTarget, list[Matcher]]] = [
@@ -150,8 +159,8 @@ class PostgresProvider:
             return "connection refused"
         if isinstance(exc, socket.gaierror):
             return "cannot resolve the host name"
-        if isinstance(exc, ssl.SSLError):
-            return f"TLS error ({exc.reason or 'handshake failed'})"
+        if (tls := tls_failure(exc)) is not None:
+            return tls
         if isinstance(exc, asyncpg.ClientConfigurationError):
             return "invalid DSN or connection settings"
         if isinstance(exc, asyncpg.ConnectionDoesNotExistError | ConnectionResetError):
@@ -453,6 +462,22 @@ def _locks_finding(facts: dict[str, Any]) -> Finding:
     query = Evidence(kind="log", label=f"pid {root_pid}: last query", text=root["blocking_query"])
     severity = "critical" if max(c["waiting_seconds"] for c in chains) >= 5 else "warning"
     return Finding(title=title, source="postgres", severity=severity, evidence=[table, query])
+
+
+def check_dsn(target: PostgresTarget, index: int) -> None:
+    """Raise :class:`ProviderSettingsError` for a DSN asyncpg cannot use (never showing it)."""
+    at = ("diagnostics", "postgres", "targets", index, "dsn")
+    parts = urlsplit(_plain_dsn(target.dsn.get_secret_value()))
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ProviderSettingsError(
+            at, f"target {target.name}: the DSN must be a postgresql://user@host:port/db URL"
+        )
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ProviderSettingsError(
+            at, f"target {target.name}: the DSN's port is not a number"
+        ) from None
 
 
 def _plain_dsn(dsn: str) -> str:

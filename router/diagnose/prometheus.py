@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,7 +32,14 @@ from router.classify.promql import parse
 from router.classify.promql_ast import BinaryExpr
 from router.classify.promql_lexer import PromQLError, tokenize
 from router.config import PrometheusSettings
-from router.diagnose.base import AlertContext, Check, CheckOutcome, ProviderError
+from router.diagnose.base import (
+    AlertContext,
+    Check,
+    CheckOutcome,
+    ProviderError,
+    ProviderSettingsError,
+    tls_failure,
+)
 from router.diagnose.units import format_value
 from router.redact import Redactor
 from router.triage import Evidence, Finding
@@ -75,11 +83,11 @@ class PrometheusProvider:
         elif settings.username is not None:
             password = settings.password.get_secret_value() if settings.password else ""
             auth = httpx.BasicAuth(settings.username, password)
-        verify: Any = str(settings.ca_file) if settings.ca_file else True
-        if settings.insecure_skip_verify:
-            verify = False
         self.client = httpx.AsyncClient(
-            base_url=settings.url.rstrip("/"), headers=headers, auth=auth, verify=verify
+            base_url=settings.url.rstrip("/"),
+            headers=headers,
+            auth=auth,
+            verify=tls_verify(settings),
         )
 
     async def run(self, check: Check, context: AlertContext) -> CheckOutcome:
@@ -202,6 +210,22 @@ class PrometheusProvider:
         warnings = [self.redact(str(w)) for w in body.get("warnings") or []]
         data = body.get("data")
         return (data if isinstance(data, dict) else {}), warnings
+
+
+def tls_verify(settings: PrometheusSettings) -> ssl.SSLContext | bool:
+    """How to verify the server: the ``ca_file``'s CA, the system's, or not at all."""
+    if settings.insecure_skip_verify:
+        return False
+    if settings.ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(settings.ca_file))
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        message = f"cannot read the CA file {settings.ca_file} ({why})"
+    except ssl.SSLError:
+        message = f"the CA file {settings.ca_file} holds no PEM certificate"
+    raise ProviderSettingsError(("prometheus", "ca_file"), message)
 
 
 def split_threshold(expression: str) -> Threshold | None:
@@ -402,6 +426,8 @@ def _seconds(value: float) -> str:
 
 
 def _reason(exc: httpx.HTTPError) -> str:
+    if (tls := tls_failure(exc)) is not None:
+        return tls
     if isinstance(exc, httpx.ConnectError):
         return "connection refused or host unreachable"
     if isinstance(exc, httpx.RemoteProtocolError):

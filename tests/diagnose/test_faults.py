@@ -173,6 +173,8 @@ async def test_oom_killed_points_at_the_oom_fix(triage: Triage) -> None:
     top = verdicts(result)[0]
     assert (top["rule"], top["role"]) == ("oom-killed", "cause")
     assert pointer(top) == "crashloop.md#oomkilled"
+    rollout = verdicts(result)[1]  # the rollout that made the pods: a factor, after the cause
+    assert (rollout["rule"], rollout["role"]) == ("deploy-before-alert", "factor")
     assert all(method == "GET" for method, _, _ in triage.kube.requests)
 
 
@@ -339,5 +341,4 @@ async def test_a_healthy_database_control_claims_no_cause(database: Triage) -> N
         result = await database.run("db_saturation", {"datname": url.rsplit("/", 1)[1]})
     finally:
         await held[0].close()
-    assert causes(result) == []
-    assert verdicts(result) == []
+    assert causes(result) == []  # the server is shared: other sessions may be factors
