@@ -6,7 +6,8 @@ Check kinds and the facts they publish:
   ``value`` (the largest), ``values`` ([{labels, value}], largest first), ``series``, ``empty``.
 - ``range`` (``query``, ``minutes`` = 60, ``step``, ``unit``): ``first``, ``last``, ``min``,
   ``max``, ``trend`` (rising | falling | flat), ``points``, ``samples`` ([[unix, value]]).
-- ``alert_expression`` (``minutes`` = 60, ``unit``): the expression from the alert's
+- ``alert_expression`` (``minutes`` = 60, ``unit``, else read from the expression's shape, see
+  ``expression_unit``): the expression from the alert's
   ``generatorURL``, now and over the last hour: ``firing_now`` (it still returns series),
   ``value`` (the measured side now, worst series), ``threshold`` and ``operator`` (when the
   expression ends in a comparison with a constant), and the range facts of the measured side.
@@ -29,7 +30,7 @@ import httpx
 
 from router.classify.exprfacts import constant
 from router.classify.promql import parse
-from router.classify.promql_ast import BinaryExpr
+from router.classify.promql_ast import BinaryExpr, Paren
 from router.classify.promql_lexer import PromQLError, tokenize
 from router.config import PrometheusSettings
 from router.diagnose.base import (
@@ -170,7 +171,7 @@ class PrometheusProvider:
             "operator": threshold.operator if threshold else None,
             "warnings": warnings,
         }
-        unit = _unit(check)
+        unit = _unit(check) or expression_unit(measured, threshold)
         trend = Evidence(kind="text", label="last hour", text=_describe(facts, minutes, unit))
         evidence = [trend, _graph(measured, facts)] if facts["points"] else []
         finding = Finding(
@@ -255,6 +256,29 @@ def split_threshold(expression: str) -> Threshold | None:
     if (value := constant(tree.lhs)) is not None and right:
         return Threshold(right, _FLIPPED[tree.op], value)
     return None
+
+
+def expression_unit(measured: str, threshold: Threshold | None) -> str:
+    """The unit of an alert's measured side, from its shape, so its value reads as people read it.
+
+    Durations (``histogram_quantile``, ``*_seconds*``) are ``seconds``; ``a / b`` compared
+    with a threshold up to 1 is a ``ratio`` (shown as a percentage); ``… * 100`` is ``percent``.
+    """
+    if "histogram_quantile" in measured or "_seconds" in measured:
+        return "seconds"
+    try:
+        tree = parse(measured)
+    except (PromQLError, RecursionError):
+        return ""
+    while isinstance(tree, Paren):
+        tree = tree.expr
+    if not isinstance(tree, BinaryExpr):
+        return ""
+    if tree.op == "/" and (threshold is None or 0 < threshold.value <= 1):
+        return "ratio"
+    if tree.op == "*" and 100 in (constant(tree.lhs), constant(tree.rhs)):
+        return "percent"
+    return ""
 
 
 async def _nothing() -> tuple[list[dict], list[str]]:
