@@ -16,8 +16,13 @@ playbooks)::
       - id: oom-killed
         when: "pods.oom_killed"      # a sandboxed Jinja2 expression over the facts
         severity: critical
+        role: cause                  # cause | factor (default) | symptom: ranks the verdicts
         say: "{{ pods.oom_killed | join(', ') }} ran out of memory"
         runbook: [oomkilled]         # heading words of the sub-section, or "path#anchor"
+        # explained_by: [other-id]   # a symptom names the cause rule that holds with it
+
+Every rule must stay silent when no check has data (a provider down): one that fails
+or holds against empty facts is refused at load, at its file and line.
 
 Templates read ``labels``, ``annotations``, ``alert`` (alertname, status,
 fingerprint, starts_at), ``category``, ``now`` and ``vars``: the playbook's own
