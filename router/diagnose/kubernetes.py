@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import yaml
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.resources.apps_v1 import DaemonSet, Deployment, ReplicaSet, StatefulSet
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
@@ -302,7 +303,7 @@ def load_kubeconfig(settings: KubernetesSettings) -> KubeConfig | None:
         )
     else:
         return None
-    _check_context(config, settings.context)
+    _check_context(config, settings.context, path)
     return config
 
 
@@ -313,7 +314,12 @@ def _read_kubeconfig(path: Path, at: tuple[str, ...]) -> KubeConfig:
         raise ProviderSettingsError(
             at, f"cannot read the kubeconfig {path} ({exc.strerror})"
         ) from None
-    except Exception as exc:  # lightkube raises its own, msgspec's and YAML's errors
+    except yaml.MarkedYAMLError as exc:  # its text would quote the line, maybe a token
+        where = f"line {exc.problem_mark.line + 1}: " if exc.problem_mark else ""
+        raise ProviderSettingsError(
+            at, f"{path} is not a valid kubeconfig ({where}{exc.problem or 'invalid YAML'})"
+        ) from None
+    except Exception as exc:  # lightkube's and msgspec's errors name keys, never values
         raise ProviderSettingsError(at, f"{path} is not a valid kubeconfig ({exc})") from None
     for name, cluster in config.clusters.items():
         ca_file = cluster.certificate_auth
@@ -324,12 +330,17 @@ def _read_kubeconfig(path: Path, at: tuple[str, ...]) -> KubeConfig:
     return config
 
 
-def _check_context(config: KubeConfig, context: str | None) -> None:
+def _check_context(config: KubeConfig, context: str | None, path: Path | str) -> None:
+    if context is None and config.current_context is None:
+        raise ProviderSettingsError(
+            ("diagnostics", "kubernetes", "kubeconfig"),
+            f"{path} has no current-context: set diagnostics.kubernetes.context",
+        )
     if context is not None and context not in config.contexts:
         known = ", ".join(sorted(config.contexts)) or "none"
         raise ProviderSettingsError(
             ("diagnostics", "kubernetes", "context"),
-            f"no context {context!r} in the kubeconfig (it has: {known})",
+            f"no context {context!r} in {path} (it has: {known})",
         )
 
 

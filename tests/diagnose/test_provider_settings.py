@@ -149,7 +149,11 @@ def test_check_names_file_and_line_of_each_provider_setting(
 @pytest.mark.parametrize(
     ("kubeconfig", "message"),
     [
-        ("clusters: [oops", "is not a valid kubeconfig"),
+        ("clusters: [oops", "is not a valid kubeconfig (line 1: expected ',' or ']'"),
+        (
+            {"clusters": [], "contexts": [], "users": []},
+            "has no current-context: set diagnostics.kubernetes.context",
+        ),
         (
             {
                 "clusters": [
@@ -216,3 +220,30 @@ async def test_the_kubernetes_api_names_a_tls_failure_too(tls_server: str, tmp_p
         await provider.close()
     assert str(caught.value).startswith("Kubernetes API: TLS verification failed (")
     assert "kube-token-31337" not in str(caught.value)
+
+
+def test_check_reports_a_context_the_kubeconfig_lacks(
+    tmp_path: Path, cluster_kubeconfig: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(
+        tmp_path,
+        f"diagnostics:\n  kubernetes:\n    kubeconfig: {cluster_kubeconfig}\n    context: prod\n",
+    )
+    assert main(["check", "--config", str(config)]) == 1
+    assert (
+        f"{config}:4: no context 'prod' in {cluster_kubeconfig} (it has: c)"
+        in capsys.readouterr().err
+    )
+
+
+@pytest.fixture
+def cluster_kubeconfig(tmp_path: Path) -> Path:
+    path = tmp_path / "kubeconfig"
+    config = {
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "current-context": "c",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
