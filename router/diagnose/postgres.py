@@ -432,14 +432,14 @@ def _idle_in_transaction_finding(facts: dict[str, Any]) -> Finding:
 
 
 def _locks_finding(facts: dict[str, Any]) -> Finding:
-    chains, roots = facts["chains"], facts["root_blockers"]
-    waits = Counter(c["blocking_pid"] for c in chains)
-    root_pid = max(roots or waits, key=lambda pid: (waits[pid], -pid))
+    chains, roots, blocker = facts["chains"], facts["root_blockers"], facts["root_blocker"]
+    root_pid = blocker["pid"]
     root = next(c for c in chains if c["blocking_pid"] == root_pid)
     state = root["blocking_state"] or "state unknown"
     title = (
         f"{_plural(facts['blocked'], 'session')} waiting on locks held by pid {root_pid} "
-        f"({_app(root['blocking_application'])}, {state} for {_duration(root['blocking_state_seconds'])})"
+        f"({_app(root['blocking_application'])}, {state} for {_duration(root['blocking_state_seconds'])}"
+        f", transaction open {_duration(blocker['transaction_seconds'])})"
     )
     if len(roots) > 1:
         title += f" and {_plural(len(roots) - 1, 'other session')}"
