@@ -15,7 +15,13 @@ import uvicorn
 from router.alerts import WebhookPayload
 from router.classify import EvidenceClassifier, RuleSet, load_rules
 from router.config import Settings
-from router.diagnose import PlaybookSet, build_diagnostics, build_providers, load_playbooks
+from router.diagnose import (
+    PlaybookSet,
+    build_diagnostics,
+    build_providers,
+    load_playbooks,
+    provider_problems,
+)
 from router.diagnose.base import Provider
 from router.diagnose.engine import with_builtins
 from router.library import LibraryFinder, RunbookLibrary
@@ -71,9 +77,10 @@ def check(settings: Settings) -> tuple[list[ConfigError], str]:
 
 
 def find_problems(settings: Settings, components: Components) -> list[ConfigError]:
-    """What loads but will not work: broken runbook links, unknown routing key names."""
+    """What loads but will not work: broken runbook links, unknown routing key names,
+    provider settings (a missing kubeconfig, an unreadable CA file, a malformed DSN)."""
     library, rules = components.library, components.rules
-    problems = [*library.problems, *rules.check_runbooks(library)]
+    problems = [*library.problems, *rules.check_runbooks(library), *provider_problems(settings)]
     if "pagerduty" in sink_names(settings):
         problems += rules.check_routing_keys(settings.pagerduty.routing_keys)
     return problems

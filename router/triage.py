@@ -76,12 +76,21 @@ class Evidence(BaseModel):
     points: list[tuple[float, float]] = Field(default_factory=list)
 
 
+VerdictRole = Literal["cause", "factor", "symptom"]
+
+
 class Verdict(BaseModel):
-    """What the evidence means, and the runbook sub-section that applies."""
+    """What the evidence means, and the runbook sub-section that applies.
+
+    ``role`` says what it is: the *cause*, a contributing *factor*, or a *symptom*;
+    a symptom a cause explains names that cause's rule in ``explained_by``.
+    """
 
     summary: str
     rule: str
     runbook: RunbookLink | None = None
+    role: VerdictRole = "factor"
+    explained_by: str | None = None
 
 
 class Finding(BaseModel):

@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from router.config import Settings
-from router.diagnose.base import Provider
+from router.diagnose.base import Provider, ProviderSettingsError
 from router.diagnose.engine import Diagnostics, build_diagnostics
 from router.diagnose.playbooks import KNOWN_KINDS, PlaybookSet, load_playbooks
+from router.diagnose.preflight import guarded, located
+from router.yamlfile import ConfigError
 
 __all__ = [
     "KNOWN_KINDS",
@@ -21,11 +23,16 @@ __all__ = [
     "build_diagnostics",
     "build_providers",
     "load_playbooks",
+    "provider_problems",
 ]
 
 
 def build_providers(settings: Settings, secrets: Iterable[str] = ()) -> dict[str, Provider]:
-    """The providers whose configuration is present; the others are reported as not configured."""
+    """The providers whose configuration is present; the others are reported as not configured.
+
+    A provider whose settings cannot work (see ``router.diagnose.preflight``) is replaced
+    by one whose every check says what is wrong, with the setting's file and line.
+    """
     from router.diagnose.http_probe import HttpProbeProvider
     from router.diagnose.kubernetes import KubernetesProvider
     from router.diagnose.postgres import PostgresProvider
@@ -33,14 +40,42 @@ def build_providers(settings: Settings, secrets: Iterable[str] = ()) -> dict[str
 
     secrets = list(secrets)
     diagnostics = settings.diagnostics
-    providers: dict[str, Provider] = {}
+    makers: dict[str, Callable[[], Provider | None]] = {}
     if settings.prometheus.url:
-        providers["prometheus"] = PrometheusProvider(settings.prometheus, secrets)
+        makers["prometheus"] = lambda: PrometheusProvider(settings.prometheus, secrets)
     if diagnostics.postgres.targets:
-        providers["postgres"] = PostgresProvider(diagnostics.postgres, secrets)
-    kubernetes = KubernetesProvider.from_settings(diagnostics.kubernetes, secrets)
-    if kubernetes is not None:
-        providers["kubernetes"] = kubernetes
+        makers["postgres"] = lambda: PostgresProvider(diagnostics.postgres, secrets)
+    makers["kubernetes"] = lambda: KubernetesProvider.from_settings(diagnostics.kubernetes, secrets)
     if diagnostics.http.probes:
-        providers["http"] = HttpProbeProvider(diagnostics.http, secrets)
+        makers["http"] = lambda: HttpProbeProvider(diagnostics.http, secrets)
+    providers: dict[str, Provider] = {}
+    for name, make in makers.items():
+        provider = guarded(settings, name, KNOWN_KINDS[name], make)
+        if provider is not None:
+            providers[name] = provider
     return providers
+
+
+def provider_problems(settings: Settings) -> list[ConfigError]:
+    """What keeps a configured provider from working, each at its setting's file and line.
+
+    The same validation the providers run when they are built, without opening a client.
+    """
+    from router.diagnose.kubernetes import load_kubeconfig
+    from router.diagnose.postgres import check_dsn
+    from router.diagnose.prometheus import tls_verify
+
+    validations: list[Callable[[], object]] = [
+        lambda: load_kubeconfig(settings.diagnostics.kubernetes)
+    ]
+    if settings.prometheus.url:
+        validations.append(lambda: tls_verify(settings.prometheus))
+    for index, target in enumerate(settings.diagnostics.postgres.targets):
+        validations.append(lambda target=target, index=index: check_dsn(target, index))
+    problems = []
+    for validate in validations:
+        try:
+            validate()
+        except ProviderSettingsError as exc:
+            problems.append(located(settings, exc))
+    return problems

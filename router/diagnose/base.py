@@ -12,6 +12,7 @@ Providers are read-only, always: they only ever GET, SELECT or query.
 
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,6 +64,37 @@ class ProviderError(Exception):
 
     It must never contain a secret: providers raise it with redacted text.
     """
+
+
+class ProviderSettingsError(ValueError):
+    """A provider's settings cannot work: a missing kubeconfig, an unreadable CA file, a bad DSN.
+
+    ``loc`` is where the setting lives (``("diagnostics", "kubernetes", "kubeconfig")``), so
+    ``check`` can name its file and line. The text never contains a secret.
+    """
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+def tls_failure(exc: BaseException) -> str | None:
+    """What went wrong with TLS, when that is why a connection failed; else None.
+
+    An untrusted certificate is not "connection refused": it says so, and what to set.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            detail = cause.verify_message or cause.reason or "certificate verify failed"
+            return f"TLS verification failed ({detail}): trust its CA with ca_file"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS error ({cause.reason or 'handshake failed'})"
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 class Provider(Protocol):

@@ -22,7 +22,7 @@ from router.config import BUILTIN_PLAYBOOKS, Settings
 from router.diagnose.base import AlertContext, Check, CheckOutcome, Provider, ProviderError
 from router.diagnose.planning import plan, provider_name, template_variables
 from router.diagnose.playbooks import KNOWN_KINDS, Playbook, PlaybookSet, load_playbooks
-from router.diagnose.verdicts import RunbookPointers, evaluate_verdicts
+from router.diagnose.verdicts import SEVERITY_ORDER, RunbookPointers, evaluate_verdicts
 from router.library import RunbookLibrary
 from router.redact import Redactor, secret_values
 from router.triage import Evidence, Finding, TriageResult
@@ -30,7 +30,6 @@ from router.triage import Evidence, Finding, TriageResult
 log = logging.getLogger("router.diagnose")
 
 FALLBACK_PLAYBOOK = "generic"
-_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2, "ok": 3}
 
 
 class Diagnostics:
@@ -54,7 +53,7 @@ class Diagnostics:
         self.wall_clock = wall_clock
 
     async def diagnose(self, result: TriageResult, deadline: float) -> list[Finding]:
-        """Findings for one alert: verdicts first (most severe first), then the evidence."""
+        """Findings for one alert: verdicts first (the cause first), then the evidence."""
         playbook = self._playbook(result)
         if playbook is None:
             return []
@@ -69,7 +68,7 @@ class Diagnostics:
         pointers = RunbookPointers(self.library, result.runbook, result.classification.category)
         verdicts = evaluate_verdicts(playbook.verdicts, {**variables, **facts}, pointers)
         evidence = _merge_alike([f for outcome in outcomes for f in outcome.findings])
-        findings = [*_ordered(verdicts), *_ordered([*evidence, *planned.notes()])]
+        findings = [*verdicts, *_ordered([*evidence, *planned.notes()])]
         return [self._redacted(f) for f in findings]
 
     def _playbook(self, result: TriageResult) -> Playbook | None:
@@ -167,7 +166,7 @@ def _merge_alike(findings: list[Finding]) -> list[Finding]:
 
 def _ordered(findings: list[Finding]) -> list[Finding]:
     """Most severe first; stable within a severity."""
-    return sorted(findings, key=lambda f: _SEVERITY_ORDER.get(f.severity, 9))
+    return sorted(findings, key=lambda f: SEVERITY_ORDER.get(f.severity, 9))
 
 
 def _seconds(value: float) -> str:

@@ -25,7 +25,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from router.classify.matchers import Matcher, matches_all, parse_matchers
 from router.config import HttpProbeSettings
-from router.diagnose.base import AlertContext, Check, CheckOutcome, ProviderError
+from router.diagnose.base import AlertContext, Check, CheckOutcome, ProviderError, tls_failure
 from router.redact import Redactor
 from router.triage import Evidence, Finding
 
@@ -173,6 +173,8 @@ def _seconds(value: float) -> str:
 
 
 def _reason(exc: httpx.HTTPError) -> str:
+    if (tls := tls_failure(exc)) is not None:
+        return tls
     if isinstance(exc, httpx.ConnectError):
         return "connection refused or host unreachable"
     if isinstance(exc, httpx.RemoteProtocolError):

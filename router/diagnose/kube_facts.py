@@ -24,6 +24,7 @@ _UNITS = {
     "Gi": 1024**3,
     "Ti": 1024**4,
 }
+_FAILING_WAITS = frozenset({"CrashLoopBackOff", "Error", "CreateContainerConfigError"})
 ERROR_WORDS = re.compile(r"error|exception|fatal|panic|killed|traceback", re.IGNORECASE)
 
 
@@ -37,9 +38,14 @@ def quantity_bytes(text: str | None) -> float | None:
 def pod_facts(pods: list[dict[str, Any]]) -> dict[str, Any]:
     summaries = [_pod_summary(p) for p in pods]
     containers = [(s["name"], c) for s in summaries for c in s["containers"]]
+    failing = [(s, c) for s in summaries for c in s["containers"] if _failing(c)]
     return {
         "pods": summaries,
         "restarting": [f"{p}/{c['name']}" for p, c in containers if c["restart_count"] > 0],
+        # The ReplicaSets whose pods fail, and how their last runs ended: a rollout
+        # that created one of them is the cause, not a coincidence.
+        "failing_replicasets": sorted({s["replicaset"] for s, _ in failing if s["replicaset"]}),
+        "exit_codes": sorted({c["last_exit_code"] for _, c in failing if c["last_exit_code"]}),
         "oom_killed": [
             f"{p}/{c['name']}" for p, c in containers if c["last_termination_reason"] == "OOMKilled"
         ],
@@ -70,8 +76,10 @@ def _pod_summary(pod: dict[str, Any]) -> dict[str, Any]:
     ready = any(
         c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", [])
     )
+    owners = pod["metadata"].get("ownerReferences") or []
     return {
         "name": pod["metadata"]["name"],
+        "replicaset": next((o["name"] for o in owners if o.get("kind") == "ReplicaSet"), None),
         "phase": status.get("phase"),
         "ready": ready,
         "node": spec.get("nodeName"),
@@ -94,6 +102,10 @@ def _container(status: dict[str, Any], resources: dict[str, Any]) -> dict[str, A
         "requests": dict(resources.get("requests") or {}),
         "limits": dict(resources.get("limits") or {}),
     }
+
+
+def _failing(container: dict[str, Any]) -> bool:
+    return container["restart_count"] > 0 or container["waiting_reason"] in _FAILING_WAITS
 
 
 def event_facts(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -147,6 +159,7 @@ def rollout_facts(
     facts: dict[str, Any] = {
         "deployment": deployment["metadata"]["name"],
         "revision": revision(current) if current else None,
+        "replicaset": current["metadata"]["name"] if current else None,
         "previous_revision": revision(previous) if previous else None,
         "rolled_out_at": None,
         "minutes_before_alert": None,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import yaml
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.resources.apps_v1 import DaemonSet, Deployment, ReplicaSet, StatefulSet
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
@@ -21,7 +22,14 @@ from lightkube.resources.core_v1 import Event, Pod, PodLog
 
 from router.config import KubernetesSettings
 from router.diagnose import kube_facts as facts_of
-from router.diagnose.base import AlertContext, Check, CheckOutcome, ProviderError
+from router.diagnose.base import (
+    AlertContext,
+    Check,
+    CheckOutcome,
+    ProviderError,
+    ProviderSettingsError,
+    tls_failure,
+)
 from router.redact import Redactor
 from router.triage import Evidence, Finding
 
@@ -51,21 +59,12 @@ class KubernetesProvider:
     def from_settings(
         cls, settings: KubernetesSettings, secrets: Iterable[str] = ()
     ) -> KubernetesProvider | None:
-        """The provider, or None when disabled or when no kubeconfig or service account is found."""
-        if settings.enabled is False:
-            return None
-        path = settings.kubeconfig or Path(
-            os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config")
-        )
-        if Path(path).is_file():
-            return cls(KubeConfig.from_file(path), settings, secrets)
-        if (SERVICE_ACCOUNT / "token").is_file():
-            return cls(KubeConfig.from_service_account(), settings, secrets)
-        if settings.enabled:
-            raise ValueError(
-                f"Kubernetes diagnostics enabled but no kubeconfig at {path} and no service account"
-            )
-        return None
+        """The provider, or None when disabled or when no kubeconfig or service account is found.
+
+        Raises :class:`ProviderSettingsError` for a kubeconfig that cannot work.
+        """
+        config = load_kubeconfig(settings)
+        return cls(config, settings, secrets) if config is not None else None
 
     async def run(self, check: Check, context: AlertContext) -> CheckOutcome:
         namespace = check.params.get("namespace")
@@ -83,10 +82,10 @@ class KubernetesProvider:
                 f"{NAME}: timed out after {self.settings.timeout_seconds:g} s"
             ) from None
         except httpx2.HTTPError as exc:
-            reason = (
+            reason = tls_failure(exc) or (
                 "connection refused" if isinstance(exc, httpx2.ConnectError) else type(exc).__name__
             )
-            raise ProviderError(f"{NAME}: {reason}") from None
+            raise ProviderError(self.redact(f"{NAME}: {reason}")) from None
 
     async def close(self) -> None:
         await self.client._client.close()  # lightkube's AsyncClient has no public close
@@ -275,6 +274,73 @@ class KubernetesProvider:
                 )
             ],
             facts,
+        )
+
+
+def load_kubeconfig(settings: KubernetesSettings) -> KubeConfig | None:
+    """The kubeconfig to use: the configured file, ``$KUBECONFIG``, ``~/.kube/config``, in-cluster.
+
+    None when there is none and none is required; :class:`ProviderSettingsError` when the
+    configured one is missing, unreadable or lacks the context, or when ``enabled: true``
+    finds nothing.
+    """
+    if settings.enabled is False:
+        return None
+    at = ("diagnostics", "kubernetes", "kubeconfig")
+    if settings.kubeconfig is not None and not settings.kubeconfig.is_file():
+        raise ProviderSettingsError(at, f"no kubeconfig file at {settings.kubeconfig}")
+    path = settings.kubeconfig or Path(
+        os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config")
+    )
+    if Path(path).is_file():
+        config = _read_kubeconfig(Path(path), at)
+    elif (SERVICE_ACCOUNT / "token").is_file():
+        config = KubeConfig.from_service_account()
+    elif settings.enabled:
+        raise ProviderSettingsError(
+            ("diagnostics", "kubernetes", "enabled"),
+            f"Kubernetes diagnostics enabled but no kubeconfig at {path} and no service account",
+        )
+    else:
+        return None
+    _check_context(config, settings.context, path)
+    return config
+
+
+def _read_kubeconfig(path: Path, at: tuple[str, ...]) -> KubeConfig:
+    try:
+        config = KubeConfig.from_file(path)
+    except OSError as exc:
+        raise ProviderSettingsError(
+            at, f"cannot read the kubeconfig {path} ({exc.strerror})"
+        ) from None
+    except yaml.MarkedYAMLError as exc:  # its text would quote the line, maybe a token
+        where = f"line {exc.problem_mark.line + 1}: " if exc.problem_mark else ""
+        raise ProviderSettingsError(
+            at, f"{path} is not a valid kubeconfig ({where}{exc.problem or 'invalid YAML'})"
+        ) from None
+    except Exception as exc:  # lightkube's and msgspec's errors name keys, never values
+        raise ProviderSettingsError(at, f"{path} is not a valid kubeconfig ({exc})") from None
+    for name, cluster in config.clusters.items():
+        ca_file = cluster.certificate_auth
+        if ca_file and not os.access(path.parent / ca_file, os.R_OK):
+            raise ProviderSettingsError(
+                at, f"{path}: cluster {name}: cannot read the CA file {ca_file}"
+            )
+    return config
+
+
+def _check_context(config: KubeConfig, context: str | None, path: Path | str) -> None:
+    if context is None and config.current_context is None:
+        raise ProviderSettingsError(
+            ("diagnostics", "kubernetes", "kubeconfig"),
+            f"{path} has no current-context: set diagnostics.kubernetes.context",
+        )
+    if context is not None and context not in config.contexts:
+        known = ", ".join(sorted(config.contexts)) or "none"
+        raise ProviderSettingsError(
+            ("diagnostics", "kubernetes", "context"),
+            f"no context {context!r} in {path} (it has: {known})",
         )
 
 

@@ -21,10 +21,15 @@ FROM pg_stat_activity
 WHERE {_OTHERS} AND state = 'active' AND query_start < now() - make_interval(secs => $2)
 ORDER BY query_start LIMIT $3
 """
+DATABASE_LIMIT_SQL = """
+SELECT current_database() AS name, (SELECT datconnlimit FROM pg_database
+  WHERE datname = coalesce(NULLIF($1, ''), current_database())) AS connection_limit
+"""
 LOCKS_SQL = """
 SELECT w.pid AS blocked_pid, w.application_name AS blocked_application,
        h.pid AS blocking_pid, h.application_name AS blocking_application,
        h.state AS blocking_state, h.query AS blocking_query,
+       EXTRACT(EPOCH FROM now() - h.xact_start)::float8 AS blocking_transaction_seconds,
        EXTRACT(EPOCH FROM now() - w.query_start)::float8 AS waiting_seconds,
        EXTRACT(EPOCH FROM now() - h.state_change)::float8 AS blocking_state_seconds
 FROM pg_stat_activity AS w

@@ -16,8 +16,13 @@ playbooks)::
       - id: oom-killed
         when: "pods.oom_killed"      # a sandboxed Jinja2 expression over the facts
         severity: critical
+        role: cause                  # cause | factor (default) | symptom: ranks the verdicts
         say: "{{ pods.oom_killed | join(', ') }} ran out of memory"
         runbook: [oomkilled]         # heading words of the sub-section, or "path#anchor"
+        # explained_by: [other-id]   # a symptom names the cause rule that holds with it
+
+Every rule must stay silent when no check has data (a provider down): one that fails
+or holds against empty facts is refused at load, at its file and line.
 
 Templates read ``labels``, ``annotations``, ``alert`` (alertname, status,
 fingerprint, starts_at), ``category``, ``now`` and ``vars``: the playbook's own
@@ -37,6 +42,7 @@ from jinja2.environment import Template
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.diagnose import templating
+from router.triage import VerdictRole
 from router.yamlfile import ConfigError, Locator, format_loc, load_yaml
 
 # The check kinds each provider runs; playbooks are validated against this table.
@@ -73,6 +79,8 @@ class VerdictSpec(_Spec):
     when: str = Field(min_length=1)
     say: str = Field(min_length=1)
     severity: Literal["critical", "warning", "info", "ok"] = "warning"
+    role: VerdictRole = "factor"
+    explained_by: list[str] = Field(default_factory=list)
     runbook: list[str] | str | None = None
 
 
@@ -94,11 +102,16 @@ class PlannedCheck:
 
 @dataclass(frozen=True)
 class VerdictRule:
-    """A verdict rule with its condition and text compiled."""
+    """A verdict rule with its condition and text compiled.
+
+    ``strength`` is how many checks its condition reads: a verdict several checks
+    corroborate outranks one of the same role and severity that rests on one.
+    """
 
     spec: VerdictSpec
     condition: Any
     say: Template
+    strength: int
 
 
 @dataclass(frozen=True)
@@ -160,6 +173,12 @@ def _load_one(path: Path, known_providers: Mapping[str, frozenset[str]]) -> Play
     checks = tuple(_check(spec, i, locator, known_providers) for i in range(len(spec.checks)))
     ids = {c.spec.id for c in checks}
     verdicts = tuple(_verdict(spec, i, locator, ids) for i in range(len(spec.verdicts)))
+    rule_ids = {v.spec.id for v in verdicts}
+    for index, rule in enumerate(verdicts):
+        for cause in rule.spec.explained_by:
+            if cause not in rule_ids or cause == rule.spec.id:
+                at = ("verdicts", index, "explained_by")
+                raise locator.error(at, f"explained_by names no other verdict rule: {cause!r}")
     return Playbook(spec.name, spec.description, variables, checks, verdicts, path)
 
 
@@ -209,7 +228,23 @@ def _verdict(spec: PlaybookSpec, index: int, locator: Locator, check_ids: set[st
     known = check_ids | TEMPLATE_VARIABLES
     _known_names(templating.names_in(rule.when, expression=True), known, locator, (*at, "when"))
     _known_names(templating.names_in(rule.say), known, locator, (*at, "say"))
-    return VerdictRule(rule, condition, say)
+    _holds_without_data(condition, check_ids, locator, (*at, "when"))
+    strength = len(templating.names_in(rule.when, expression=True) & check_ids)
+    return VerdictRule(rule, condition, say, strength)
+
+
+def _holds_without_data(
+    condition: Any, check_ids: set[str], locator: Locator, loc: tuple[str | int, ...]
+) -> None:
+    """A rule must stay silent when no check answered (every provider down), not fail or fire."""
+    empty: dict[str, Any] = {name: {} for name in (*check_ids, *TEMPLATE_VARIABLES)}
+    empty |= {"category": "", "now": ""}
+    try:
+        holds = templating.evaluate(condition, empty)
+    except templating.TemplateError as exc:
+        raise locator.error(loc, f"{_where(loc)} fails when a check has no data: {exc}") from None
+    if holds:
+        raise locator.error(loc, f"{_where(loc)} holds when no check has data: a false alarm")
 
 
 def _compiled(compiler: Any, source: str, locator: Locator, loc: tuple[str | int, ...]) -> Any:

@@ -6,13 +6,19 @@ Each check opens one short-lived session, read-only with a statement timeout,
 and every count leaves out the router's own sessions. Every check publishes
 ``target``; the kinds and their other facts:
 
-- ``connections``: ``used``, ``max_connections``, ``reserved``, ``available``,
-  ``used_ratio``, ``by_state``, ``by_application``, ``top_application``,
-  ``top_application_share``, ``idle_in_transaction``,
-  ``idle_in_transaction_oldest_seconds``, ``databases``.
+- ``connections`` (``database``: the alert's database, default the DSN's): for the
+  whole server ``used``, ``max_connections``, ``reserved``, ``usable``, ``available``,
+  ``used_ratio`` (of usable), ``by_state``, ``by_application``, ``top_application``,
+  ``top_application_share`` (of used), ``idle_in_transaction``,
+  ``idle_in_transaction_oldest_seconds``, ``databases``; and ``database``, the same
+  counted for that database alone: ``name``, ``used``, ``limit`` (its ``CONNECTION
+  LIMIT``, else the server's usable), ``used_ratio``, ``top_application``,
+  ``top_application_count``, ``top_application_share``.
 - ``long_queries`` (``min_seconds`` = 30, ``limit`` = 5): ``count``,
   ``longest_seconds``, ``queries``.
-- ``locks``: ``blocked``, ``chains``, ``root_blockers``.
+- ``locks``: ``blocked``, ``chains``, ``root_blockers``, and ``root_blocker``, the one
+  most sessions wait on: ``pid``, ``application``, ``state``, ``transaction_seconds``,
+  ``query`` (redacted), ``waiting`` (sessions waiting on it, directly or in a chain).
 - ``ping``: ``reachable``, ``latency_ms``, ``connect_ms``, ``server_version``,
   ``error`` (an unreachable server is a fact here, not an error).
 """
@@ -25,18 +31,31 @@ import errno
 import os
 import re
 import socket
-import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
 from router.classify.matchers import Matcher, matches_all, parse_matchers
 from router.config import PostgresSettings, PostgresTarget
-from router.diagnose.base import AlertContext, Check, CheckOutcome, ProviderError
-from router.diagnose.pg_queries import LOCKS_SQL, LONG_QUERIES_SQL, SESSIONS_SQL, SETTINGS_SQL
+from router.diagnose.base import (
+    AlertContext,
+    Check,
+    CheckOutcome,
+    ProviderError,
+    ProviderSettingsError,
+    tls_failure,
+)
+from router.diagnose.pg_queries import (
+    DATABASE_LIMIT_SQL,
+    LOCKS_SQL,
+    LONG_QUERIES_SQL,
+    SESSIONS_SQL,
+    SETTINGS_SQL,
+)
 from router.redact import Redactor, secret_values
 from router.triage import Evidence, Finding
 
@@ -61,6 +80,8 @@ class PostgresProvider:
     kinds = frozenset({"connections", "long_queries", "locks", "ping"})
 
     def __init__(self, settings: PostgresSettings, secrets: Iterable[str] = ()) -> None:
+        for index, target in enumerate(settings.targets):
+            check_dsn(target, index)
         self.settings = settings
         self.redact = Redactor([*secrets, *secret_values(settings)])
         self.targets: list[tuple[PostgresTarget, list[Matcher]]] = [
@@ -138,8 +159,8 @@ class PostgresProvider:
             return "connection refused"
         if isinstance(exc, socket.gaierror):
             return "cannot resolve the host name"
-        if isinstance(exc, ssl.SSLError):
-            return f"TLS error ({exc.reason or 'handshake failed'})"
+        if (tls := tls_failure(exc)) is not None:
+            return tls
         if isinstance(exc, asyncpg.ClientConfigurationError):
             return "invalid DSN or connection settings"
         if isinstance(exc, asyncpg.ConnectionDoesNotExistError | ConnectionResetError):
@@ -181,8 +202,13 @@ class PostgresProvider:
         self, connection: asyncpg.Connection, target: PostgresTarget, check: Check
     ) -> CheckOutcome:
         settings = dict(await connection.fetch(SETTINGS_SQL))
+        wanted = str(check.params.get("database") or "")
+        database = await connection.fetchrow(DATABASE_LIMIT_SQL, wanted)
         rows = await connection.fetch(SESSIONS_SQL, APPLICATION)
-        facts = connection_facts(settings, [dict(r) for r in rows])
+        limit = database["connection_limit"]
+        facts = connection_facts(
+            settings, [dict(r) for r in rows], wanted or database["name"], limit
+        )
         findings = [_connections_finding(target, facts)]
         if facts["idle_in_transaction"]:
             findings.append(_idle_in_transaction_finding(facts))
@@ -246,6 +272,7 @@ class PostgresProvider:
                 "blocking_application": r["blocking_application"] or "",
                 "blocking_state": r["blocking_state"],
                 "blocking_state_seconds": round(r["blocking_state_seconds"] or 0.0, 1),
+                "blocking_transaction_seconds": round(r["blocking_transaction_seconds"] or 0.0, 1),
                 "waiting_seconds": round(r["waiting_seconds"] or 0.0, 1),
                 "blocking_query": self.query_text(r["blocking_query"]),
             }
@@ -253,7 +280,12 @@ class PostgresProvider:
         ]
         blocked = {c["blocked_pid"] for c in chains}
         roots = sorted({c["blocking_pid"] for c in chains} - blocked)
-        facts = {"blocked": len(blocked), "chains": chains, "root_blockers": roots}
+        facts = {
+            "blocked": len(blocked),
+            "chains": chains,
+            "root_blockers": roots,
+            "root_blocker": _root_blocker(chains),
+        }
         if not chains:
             title = "No session is waiting on a lock"
             return CheckOutcome([Finding(title=title, source=self.name, severity="ok")], facts)
@@ -266,8 +298,17 @@ class PostgresProvider:
         return _shorten(text, QUERY_CHARS)
 
 
-def connection_facts(settings: dict[str, int], rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``connections`` facts from ``pg_settings`` values and the other client sessions."""
+def connection_facts(
+    settings: dict[str, int],
+    rows: list[dict[str, Any]],
+    database: str = "",
+    database_limit: int | None = None,
+) -> dict[str, Any]:
+    """The ``connections`` facts from ``pg_settings`` values and the other client sessions.
+
+    ``database`` is counted on its own too, against its ``CONNECTION LIMIT``
+    (``database_limit``; None or -1: none, so the server's usable connections).
+    """
     max_connections = settings["max_connections"]
     reserved = settings.get("superuser_reserved_connections", 0)
     reserved += settings.get("reserved_connections", 0)
@@ -284,10 +325,13 @@ def connection_facts(settings: dict[str, int], rows: list[dict[str, Any]]) -> di
     )
     idle_tx = [r for r in rows if (r["state"] or "").startswith("idle in transaction")]
     top = applications[0] if applications else None
+    own_limit = database_limit is not None and database_limit >= 0
+    in_database = [r for r in rows if r["datname"] == database]
     return {
         "used": used,
         "max_connections": max_connections,
         "reserved": reserved,
+        "usable": usable,
         "available": usable - used,
         "used_ratio": round(used / usable, 4) if usable > 0 else 1.0,
         "by_state": dict(Counter(r["state"] or "unknown" for r in rows)),
@@ -300,16 +344,69 @@ def connection_facts(settings: dict[str, int], rows: list[dict[str, Any]]) -> di
         ),
         "idle_in_transaction_applications": sorted({r["application"] or "" for r in idle_tx}),
         "databases": dict(Counter(r["datname"] or "" for r in rows)),
+        "database": _database_facts(database, in_database, database_limit if own_limit else usable),
+    }
+
+
+def _database_facts(name: str, rows: list[dict[str, Any]], limit: int | None) -> dict[str, Any]:
+    """The connections of one database, against the limit that applies to it."""
+    used = len(rows)
+    apps = Counter(r["application"] or "" for r in rows)
+    top, count = min(apps.items(), key=lambda a: (-a[1], a[0])) if apps else (None, 0)
+    return {
+        "name": name,
+        "used": used,
+        "limit": limit,
+        "used_ratio": round(used / limit, 4) if limit else 1.0,
+        "top_application": top,
+        "top_application_count": count,
+        "top_application_share": round(count / used, 4) if used else 0.0,
+    }
+
+
+def _root_blocker(chains: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The session at the root of the most waits, with how many sessions wait on it."""
+    blockers: dict[int, set[int]] = {}
+    for c in chains:
+        blockers.setdefault(c["blocked_pid"], set()).add(c["blocking_pid"])
+
+    def roots_of(pid: int, seen: frozenset[int] = frozenset()) -> set[int]:
+        above = blockers.get(pid, set()) - seen
+        if not above:
+            return {pid}
+        return set().union(*(roots_of(b, seen | {pid}) for b in above))
+
+    waiting: Counter[int] = Counter()
+    for blocked in blockers:
+        waiting.update(roots_of(blocked) - {blocked})
+    if not waiting:
+        return None
+    pid = min(waiting, key=lambda p: (-waiting[p], p))
+    held = next(c for c in chains if c["blocking_pid"] == pid)
+    return {
+        "pid": pid,
+        "application": held["blocking_application"],
+        "state": held["blocking_state"],
+        "transaction_seconds": held["blocking_transaction_seconds"],
+        "query": held["blocking_query"],
+        "waiting": waiting[pid],
     }
 
 
 def _connections_finding(target: PostgresTarget, facts: dict[str, Any]) -> Finding:
-    usable, ratio = facts["max_connections"] - facts["reserved"], facts["used_ratio"]
+    usable, ratio = facts["usable"], facts["used_ratio"]
     title = f"Connections: {facts['used']} of {usable} usable ({ratio:.0%})"
     if facts["by_application"]:
         top = facts["by_application"][0]
-        title += f" — '{_app(top['application'])}' holds {top['count']} ({facts['top_application_share']:.0%})"
-    severity = "critical" if ratio >= 0.9 else "warning" if ratio >= 0.75 else "ok"
+        title += f" — '{_app(top['application'])}' holds {top['count']}"
+    database = facts["database"]
+    if database["name"]:
+        title += (
+            f"; database {database['name']}: {database['used']} of {database['limit']}"
+            f" {'usable' if database['limit'] == usable else 'allowed'}"
+        )
+    worst = max(ratio, database["used_ratio"] if database["used"] else 0.0)
+    severity = "critical" if worst >= 0.9 else "warning" if worst >= 0.75 else "ok"
     states = sorted(facts["by_state"], key=lambda s: -facts["by_state"][s])
     rows = [
         [_app(a["application"]), str(a["count"]), *(str(a["states"].get(s, 0)) for s in states)]
@@ -335,14 +432,14 @@ def _idle_in_transaction_finding(facts: dict[str, Any]) -> Finding:
 
 
 def _locks_finding(facts: dict[str, Any]) -> Finding:
-    chains, roots = facts["chains"], facts["root_blockers"]
-    waits = Counter(c["blocking_pid"] for c in chains)
-    root_pid = max(roots or waits, key=lambda pid: (waits[pid], -pid))
+    chains, roots, blocker = facts["chains"], facts["root_blockers"], facts["root_blocker"]
+    root_pid = blocker["pid"]
     root = next(c for c in chains if c["blocking_pid"] == root_pid)
     state = root["blocking_state"] or "state unknown"
     title = (
         f"{_plural(facts['blocked'], 'session')} waiting on locks held by pid {root_pid} "
-        f"({_app(root['blocking_application'])}, {state} for {_duration(root['blocking_state_seconds'])})"
+        f"({_app(root['blocking_application'])}, {state} for {_duration(root['blocking_state_seconds'])}"
+        f", transaction open {_duration(blocker['transaction_seconds'])})"
     )
     if len(roots) > 1:
         title += f" and {_plural(len(roots) - 1, 'other session')}"
@@ -365,6 +462,22 @@ def _locks_finding(facts: dict[str, Any]) -> Finding:
     query = Evidence(kind="log", label=f"pid {root_pid}: last query", text=root["blocking_query"])
     severity = "critical" if max(c["waiting_seconds"] for c in chains) >= 5 else "warning"
     return Finding(title=title, source="postgres", severity=severity, evidence=[table, query])
+
+
+def check_dsn(target: PostgresTarget, index: int) -> None:
+    """Raise :class:`ProviderSettingsError` for a DSN asyncpg cannot use (never showing it)."""
+    at = ("diagnostics", "postgres", "targets", index, "dsn")
+    parts = urlsplit(_plain_dsn(target.dsn.get_secret_value()))
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ProviderSettingsError(
+            at, f"target {target.name}: the DSN must be a postgresql://user@host:port/db URL"
+        )
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ProviderSettingsError(
+            at, f"target {target.name}: the DSN's port is not a number"
+        ) from None
 
 
 def _plain_dsn(dsn: str) -> str:

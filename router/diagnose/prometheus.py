@@ -6,7 +6,8 @@ Check kinds and the facts they publish:
   ``value`` (the largest), ``values`` ([{labels, value}], largest first), ``series``, ``empty``.
 - ``range`` (``query``, ``minutes`` = 60, ``step``, ``unit``): ``first``, ``last``, ``min``,
   ``max``, ``trend`` (rising | falling | flat), ``points``, ``samples`` ([[unix, value]]).
-- ``alert_expression`` (``minutes`` = 60, ``unit``): the expression from the alert's
+- ``alert_expression`` (``minutes`` = 60, ``unit``, else read from the expression's shape, see
+  ``expression_unit``): the expression from the alert's
   ``generatorURL``, now and over the last hour: ``firing_now`` (it still returns series),
   ``value`` (the measured side now, worst series), ``threshold`` and ``operator`` (when the
   expression ends in a comparison with a constant), and the range facts of the measured side.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,10 +30,17 @@ import httpx
 
 from router.classify.exprfacts import constant
 from router.classify.promql import parse
-from router.classify.promql_ast import BinaryExpr
+from router.classify.promql_ast import BinaryExpr, Paren
 from router.classify.promql_lexer import PromQLError, tokenize
 from router.config import PrometheusSettings
-from router.diagnose.base import AlertContext, Check, CheckOutcome, ProviderError
+from router.diagnose.base import (
+    AlertContext,
+    Check,
+    CheckOutcome,
+    ProviderError,
+    ProviderSettingsError,
+    tls_failure,
+)
 from router.diagnose.units import format_value
 from router.redact import Redactor
 from router.triage import Evidence, Finding
@@ -75,11 +84,11 @@ class PrometheusProvider:
         elif settings.username is not None:
             password = settings.password.get_secret_value() if settings.password else ""
             auth = httpx.BasicAuth(settings.username, password)
-        verify: Any = str(settings.ca_file) if settings.ca_file else True
-        if settings.insecure_skip_verify:
-            verify = False
         self.client = httpx.AsyncClient(
-            base_url=settings.url.rstrip("/"), headers=headers, auth=auth, verify=verify
+            base_url=settings.url.rstrip("/"),
+            headers=headers,
+            auth=auth,
+            verify=tls_verify(settings),
         )
 
     async def run(self, check: Check, context: AlertContext) -> CheckOutcome:
@@ -162,7 +171,7 @@ class PrometheusProvider:
             "operator": threshold.operator if threshold else None,
             "warnings": warnings,
         }
-        unit = _unit(check)
+        unit = _unit(check) or expression_unit(measured, threshold)
         trend = Evidence(kind="text", label="last hour", text=_describe(facts, minutes, unit))
         evidence = [trend, _graph(measured, facts)] if facts["points"] else []
         finding = Finding(
@@ -204,6 +213,22 @@ class PrometheusProvider:
         return (data if isinstance(data, dict) else {}), warnings
 
 
+def tls_verify(settings: PrometheusSettings) -> ssl.SSLContext | bool:
+    """How to verify the server: the ``ca_file``'s CA, the system's, or not at all."""
+    if settings.insecure_skip_verify:
+        return False
+    if settings.ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(settings.ca_file))
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        message = f"cannot read the CA file {settings.ca_file} ({why})"
+    except ssl.SSLError:
+        message = f"the CA file {settings.ca_file} holds no PEM certificate"
+    raise ProviderSettingsError(("prometheus", "ca_file"), message)
+
+
 def split_threshold(expression: str) -> Threshold | None:
     """``rate(x[5m]) > 0.05`` → measured ``rate(x[5m])``, ``>``, ``0.05``; else ``None``."""
     try:
@@ -231,6 +256,29 @@ def split_threshold(expression: str) -> Threshold | None:
     if (value := constant(tree.lhs)) is not None and right:
         return Threshold(right, _FLIPPED[tree.op], value)
     return None
+
+
+def expression_unit(measured: str, threshold: Threshold | None) -> str:
+    """The unit of an alert's measured side, from its shape, so its value reads as people read it.
+
+    Durations (``histogram_quantile``, ``*_seconds*``) are ``seconds``; ``a / b`` compared
+    with a threshold up to 1 is a ``ratio`` (shown as a percentage); ``… * 100`` is ``percent``.
+    """
+    if "histogram_quantile" in measured or "_seconds" in measured:
+        return "seconds"
+    try:
+        tree = parse(measured)
+    except (PromQLError, RecursionError):
+        return ""
+    while isinstance(tree, Paren):
+        tree = tree.expr
+    if not isinstance(tree, BinaryExpr):
+        return ""
+    if tree.op == "/" and (threshold is None or 0 < threshold.value <= 1):
+        return "ratio"
+    if tree.op == "*" and 100 in (constant(tree.lhs), constant(tree.rhs)):
+        return "percent"
+    return ""
 
 
 async def _nothing() -> tuple[list[dict], list[str]]:
@@ -402,6 +450,8 @@ def _seconds(value: float) -> str:
 
 
 def _reason(exc: httpx.HTTPError) -> str:
+    if (tls := tls_failure(exc)) is not None:
+        return tls
     if isinstance(exc, httpx.ConnectError):
         return "connection refused or host unreachable"
     if isinstance(exc, httpx.RemoteProtocolError):

@@ -18,11 +18,17 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
 class _Environment(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, where a fact wins over a dict method: ``query.values`` is data."""
+    """The immutable sandbox, where a mapping's attributes are its keys, never its methods.
+
+    ``query.values`` is the fact, and undefined when the check published none (a
+    provider that was down), not the dict method.
+    """
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, Mapping) and isinstance(attribute, str) and attribute in obj:
-            return obj[attribute]
+        if isinstance(obj, Mapping) and isinstance(attribute, str):
+            if attribute in obj:
+                return obj[attribute]
+            return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
 
 

@@ -3,8 +3,9 @@
 A rule is true when its ``when`` expression holds over the facts of the checks
 (``pods.oom_killed``); it then says, in one line, what it found, and points at a
 runbook section: heading words looked up under the alert's runbook section
-(``[oomkilled]``), or an explicit library ref (``rollback.md``). A rule that fails
-while evaluating becomes an info finding, never a crash.
+(``[oomkilled]``), or an explicit library ref (``rollback.md``). Verdicts come
+ranked, the cause first. A rule that fails while evaluating becomes an info
+finding, never a crash.
 """
 
 from __future__ import annotations
@@ -64,21 +65,49 @@ class RunbookPointers:
                 yield best
 
 
+_ROLE_ORDER = {"cause": 0, "factor": 1, "symptom": 2}
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2, "ok": 3}
+
+
 def evaluate_verdicts(
     rules: Iterable[VerdictRule], variables: Mapping[str, Any], pointers: RunbookPointers
 ) -> list[Finding]:
-    """A finding for each rule that holds, in rule order; failing rules become info findings."""
-    findings = []
+    """A finding for each rule that holds, ranked; failing rules become info findings after them.
+
+    Ranked by role (cause, factor, symptom), then severity, then strength (how many
+    checks corroborate it); playbook order breaks exact ties. A symptom whose
+    ``explained_by`` rule holds names that cause.
+    """
+    held: list[tuple[VerdictRule, Finding]] = []
+    failed = []
     for rule in rules:
         try:
             finding = _evaluate(rule, dict(variables), pointers)
         except templating.TemplateError as exc:
-            finding = Finding(
-                title=f"verdict rule {rule.spec.id} failed: {exc}", source=SOURCE, severity="info"
-            )
+            title = f"verdict rule {rule.spec.id} failed: {exc}"
+            failed.append(Finding(title=title, source=SOURCE, severity="info"))
+            continue
         if finding is not None:
-            findings.append(finding)
-    return findings
+            held.append((rule, finding))
+    _link_symptoms(held)
+    held.sort(key=lambda pair: _rank(*pair))
+    return [finding for _, finding in held] + failed
+
+
+def _rank(rule: VerdictRule, finding: Finding) -> tuple[int, int, int]:
+    return (
+        _ROLE_ORDER[rule.spec.role],
+        SEVERITY_ORDER.get(finding.severity, 9),
+        -rule.strength,
+    )
+
+
+def _link_symptoms(held: list[tuple[VerdictRule, Finding]]) -> None:
+    holding = {rule.spec.id for rule, _ in held}
+    for rule, finding in held:
+        cause = next((c for c in rule.spec.explained_by if c in holding), None)
+        if cause is not None and finding.verdict is not None:
+            finding.verdict.explained_by = cause
 
 
 def _evaluate(
@@ -88,6 +117,9 @@ def _evaluate(
         return None
     summary = templating.render(rule.say, variables) or rule.spec.id
     verdict = Verdict(
-        summary=summary, rule=rule.spec.id, runbook=pointers.resolve(rule.spec.runbook)
+        summary=summary,
+        rule=rule.spec.id,
+        runbook=pointers.resolve(rule.spec.runbook),
+        role=rule.spec.role,
     )
     return Finding(title=summary, source=SOURCE, severity=rule.spec.severity, verdict=verdict)

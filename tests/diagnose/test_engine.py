@@ -307,8 +307,18 @@ async def test_secrets_are_redacted_from_everything_that_leaves() -> None:
         "postgres",
         {
             "connections": {
-                "top_application": "postgresql://app:hunter2@db/x",
-                "top_application_share": 0.9,
+                "used": 90,
+                "usable": 97,
+                "used_ratio": 0.93,
+                "database": {
+                    "name": "x",
+                    "used": 90,
+                    "limit": 97,
+                    "used_ratio": 0.93,
+                    "top_application": "postgresql://app:hunter2@db/x",
+                    "top_application_count": 81,
+                    "top_application_share": 0.9,
+                },
             }
         },
     )

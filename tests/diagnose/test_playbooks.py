@@ -125,6 +125,22 @@ CHECK = "name: x\nchecks:\n  - id: a\n    provider: http\n    kind: probe\n"
             7,
             "unsafe attribute '__class__'",
         ),
+        (
+            CHECK + "verdicts:\n  - {id: v, when: 'a.value >= 0.9', say: x}\n",
+            7,
+            "verdicts[0].when fails when a check has no data: UndefinedError",
+        ),
+        (
+            CHECK + "verdicts:\n  - {id: v, when: 'not a.failing', say: x}\n",
+            7,
+            "verdicts[0].when holds when no check has data: a false alarm",
+        ),
+        (
+            CHECK + "verdicts:\n  - {id: v, when: a.ok, say: x, explained_by: [w]}\n",
+            7,
+            "explained_by names no other verdict rule: 'w'",
+        ),
+        (CHECK + "verdicts:\n  - {id: v, when: a.ok, say: x, role: culprit}\n", 7, "'cause'"),
     ],
 )
 def test_errors_name_file_and_line(tmp_path: Path, text: str, line: int, message: str) -> None:

@@ -154,21 +154,32 @@ async def test_connections_name_the_top_application_and_idle_transactions(
     assert facts["used_ratio"] == pytest.approx(facts["used"] / usable, abs=1e-4)
     assert facts["available"] == usable - facts["used"]
     apps = {a["application"]: a for a in facts["by_application"]}
-    assert facts["top_application"] == "orders-api"
-    assert apps["orders-api"]["count"] == 17
-    assert apps["orders-api"]["states"] == {"idle": 15, "idle in transaction": 1, "active": 1}
-    assert apps["billing-worker"]["count"] == 4
-    assert facts["top_application_share"] == pytest.approx(17 / facts["used"], abs=1e-3)
+    assert apps["orders-api"]["count"] >= 17  # other runs on the server may hold more
+    assert apps["orders-api"]["states"]["idle"] >= 15
+    assert apps["billing-worker"]["count"] >= 4
+    top = facts["by_application"][0]
+    assert facts["top_application"] == top["application"]
+    assert facts["top_application_share"] == pytest.approx(top["count"] / facts["used"], abs=1e-3)
     assert facts["idle_in_transaction"] >= 2  # the 'orders-api' reader and the lock holder
     assert {"orders-api", "billing-worker"} <= set(facts["idle_in_transaction_applications"])
     assert facts["idle_in_transaction_oldest_seconds"] >= 1
     assert facts["by_state"]["idle"] >= 17
-    share = round(17 / facts["used"] * 100)
+    database = facts["database"]
+    assert database == {
+        "name": saturated.database,  # the DSN's database, as the alert names none
+        "used": 23,
+        "limit": usable,  # no CONNECTION LIMIT: the server's
+        "used_ratio": round(23 / usable, 4),
+        "top_application": "orders-api",
+        "top_application_count": 17,
+        "top_application_share": round(17 / 23, 4),
+    }
     title = outcome.findings[0].title
     assert title.startswith(f"Connections: {facts['used']} of {usable} usable (")
-    assert f"— 'orders-api' holds 17 ({share}%)" in title
+    assert f"— '{top['application'] or '(no application name)'}' holds {top['count']};" in title
+    assert title.endswith(f"; database {saturated.database}: 23 of {usable} usable")
     table = outcome.findings[0].evidence[0]
-    assert table.rows[0][:2] == ["orders-api", "17"]
+    assert ["orders-api", str(apps["orders-api"]["count"])] in [row[:2] for row in table.rows]
     assert "idle in transaction" in table.columns
     assert "idle in transaction" in outcome.findings[1].title
 
@@ -250,6 +261,10 @@ async def test_lock_chain_names_the_root_blocker(saturated: Saturated) -> None:
         in (finding.title)
     )
     assert finding.evidence[1].text == HOLD_SQL
+    root = facts["root_blocker"]
+    assert root["pid"] == pids["holder"] and root["waiting"] >= 2
+    assert (root["application"], root["state"]) == ("billing-worker", "idle in transaction")
+    assert root["query"] == HOLD_SQL and root["transaction_seconds"] >= 1
 
 
 async def test_ping_reports_latency_and_version() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 from router.alerts import Alert
 from router.config import PrometheusSettings
 from router.diagnose.base import AlertContext, Check, ProviderError
-from router.diagnose.prometheus import PrometheusProvider
+from router.diagnose.prometheus import PrometheusProvider, expression_unit, split_threshold
 from router.triage import Classification
 from tests.harness.prometheus import PrometheusServer
 from tests.procs import free_port
@@ -89,7 +90,11 @@ async def test_alert_expression_still_true_and_no_longer_true(provider: Promethe
         0.1, abs=0.02
     )
     assert still.facts["threshold"] == 0.05 and still.facts["operator"] == ">"
-    assert still.findings[0].title.startswith("Alert expression still true now: 0.1")
+    # A ratio reads as a percentage, like its trend line: "10% (> 5%)", not "0.1 (> 0.05)".
+    assert re.fullmatch(
+        r"Alert expression still true now: \d+(\.\d+)?% \(> 5%\)", still.findings[0].title
+    )
+    assert re.search(r"^(rising|falling|flat) .*\d%", still.findings[0].evidence[0].text)
     assert still.findings[0].severity == "warning"
     gone = await provider.run(check, context(f"({RATIO}) > 0.5"))
     assert gone.facts["firing_now"] is False
@@ -97,7 +102,7 @@ async def test_alert_expression_still_true_and_no_longer_true(provider: Promethe
     assert gone.facts["value"] == pytest.approx(0.1, abs=0.02)
     assert gone.facts["points"] >= 2 and gone.facts["max"] < 0.5
     title = gone.findings[0].title
-    assert title.startswith("Alert expression no longer true now: 0.1") and "> 0.5" in title
+    assert re.fullmatch(r"Alert expression no longer true now: [\d.]+% \(threshold > 50%\)", title)
     graph = [e for e in gone.findings[0].evidence if e.kind == "series"]
     assert graph and graph[0].points[-1][1] == pytest.approx(0.1, abs=0.02)
 
@@ -107,6 +112,27 @@ async def test_alert_expression_without_a_threshold(provider: PrometheusProvider
     outcome = await provider.run(check, context('absent(up{job="nope"})'))
     assert outcome.facts["firing_now"] is True and outcome.facts["threshold"] is None
     assert outcome.facts["value"] == 1
+
+
+@pytest.mark.parametrize(
+    ("expression", "unit"),
+    [
+        ('sum(rate(x{code=~"5.."}[5m])) / sum(rate(x[5m])) > 0.05', "ratio"),
+        ("(a / b) < 0.2", "ratio"),
+        ("rate(bytes_total[5m]) / 1024 > 500", ""),
+        ("sum(pg_stat_activity_count) / sum(pg_settings_max_connections) * 100 > 80", "percent"),
+        ("histogram_quantile(0.99, sum by (le) (rate(h_bucket[5m]))) > 0.5", "seconds"),
+        (
+            "rate(req_duration_seconds_sum[5m]) / rate(req_duration_seconds_count[5m]) > 0.3",
+            "seconds",
+        ),
+        ("up == 0", ""),
+    ],
+)
+def test_the_unit_of_an_alert_expression_comes_from_its_shape(expression: str, unit: str) -> None:
+    threshold = split_threshold(expression)
+    assert threshold is not None
+    assert expression_unit(threshold.measured, threshold) == unit
 
 
 @pytest.mark.parametrize(

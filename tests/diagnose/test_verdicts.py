@@ -61,9 +61,17 @@ ROLLOUT = {
     "previous_revision": 41,
     "minutes_before_alert": 6.2,
     "within_window": True,
-    "images": {"previous": "api:1.4.0", "current": "api:1.5.0"},
+    "images": {"previous": ["api:1.4.0"], "current": ["api:1.5.0"]},
     "image_changed": True,
     "replicas": {"desired": 4, "ready": 4, "updated": 4, "available": 4},
+}
+ROOT_BLOCKER = {
+    "pid": 4242,
+    "application": "payments-api",
+    "state": "idle in transaction",
+    "transaction_seconds": 95.4,
+    "query": "UPDATE accounts SET balance = '***' WHERE id = 1",
+    "waiting": 2,
 }
 HEALTHY_PODS = {
     "pods": [],
@@ -134,6 +142,83 @@ def test_an_image_pull_after_an_image_change_names_the_new_image() -> None:
     assert "changed it to api:1.5.0" in judge("crashloop", facts)["image-pull"].title
 
 
+def ranked(category: str, facts: dict[str, Any]) -> list[Finding]:
+    result = alert_result(category)
+    playbook = PLAYBOOKS.get(category)
+    assert playbook is not None
+    variables = {**template_variables(playbook, result, NOW), **facts}
+    pointers = RunbookPointers(LIBRARY, result.runbook, category)
+    return evaluate_verdicts(playbook.verdicts, variables, pointers)
+
+
+def test_a_bad_deploy_is_the_cause_and_the_application_error_its_symptom() -> None:
+    pods = {
+        **HEALTHY_PODS,
+        "restarting": ["api-7abc-x1/api"],
+        "termination_reasons": {"Error": 1},
+        "failing_replicasets": ["api-7abc"],
+        "exit_codes": [1],
+    }
+    logs = {"error_lines": ["panic: missing PAYMENTS_URL"]}
+    rollout = {**ROLLOUT, "revision": 7, "replicaset": "api-7abc", "minutes_before_alert": 4.2}
+    found = ranked("crashloop", {"pods": pods, "logs": logs, "rollout": rollout})
+    rules = [f.verdict.rule for f in found if f.verdict]
+    assert rules == ["bad-deploy", "application-error"]  # no separate "a rollout happened"
+    cause, symptom = found
+    assert cause.title == (
+        "The pods of revision 7, created 4 min before the alert, exit 1:"
+        " `panic: missing PAYMENTS_URL`; roll back"
+    )
+    assert cause.verdict.role == "cause" and ref(cause) == "rollback.md"
+    assert symptom.verdict.role == "symptom" and symptom.verdict.explained_by == "bad-deploy"
+
+
+def test_a_rollout_that_did_not_create_the_failing_pods_is_only_a_factor() -> None:
+    pods = {**HEALTHY_PODS, "termination_reasons": {"Error": 1}, "failing_replicasets": ["old"]}
+    rollout = {**ROLLOUT, "replicaset": "api-7abc"}
+    found = ranked("crashloop", {"pods": pods, "rollout": rollout})
+    assert [(f.verdict.rule, f.verdict.role) for f in found if f.verdict] == [
+        ("deploy-before-alert", "factor"),
+        ("application-error", "symptom"),
+    ]
+    assert found[1].verdict.explained_by is None
+
+
+def test_role_outranks_severity_and_corroboration_breaks_ties(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "name: custom\nchecks:\n  - {id: a, provider: http, kind: probe}\n"
+        "  - {id: b, provider: http, kind: probe}\nverdicts:\n"
+        "  - {id: loud-symptom, when: a.x, say: s, severity: critical, role: symptom}\n"
+        "  - {id: one-check, when: a.x, say: one, severity: warning, role: cause}\n"
+        "  - {id: two-checks, when: a.x and b.y, say: two, severity: warning, role: cause}\n"
+        "  - {id: critical-factor, when: b.y, say: f, severity: critical}\n",
+    )
+    (playbook,) = load_playbooks([path]).playbooks.values()
+    facts = {"a": {"x": True}, "b": {"y": True}}
+    found = evaluate_verdicts(playbook.verdicts, facts, RunbookPointers(LIBRARY))
+    assert [f.title for f in found] == ["two", "one", "f", "s"]
+
+
+@pytest.mark.parametrize("category", PLAYBOOKS.names())
+def test_no_data_from_any_check_gives_no_verdict_and_no_error(category: str) -> None:
+    """Every provider down: each check publishes no facts; no rule fires or fails."""
+    playbook = PLAYBOOKS.get(category)
+    assert playbook is not None
+    result = alert_result(category)
+    variables = {**template_variables(playbook, result, NOW)}
+    variables |= {planned.spec.id: {} for planned in playbook.checks}
+    pointers = RunbookPointers(LIBRARY, result.runbook, category)
+    assert evaluate_verdicts(playbook.verdicts, variables, pointers) == []
+
+
+def test_a_fact_named_like_a_dict_method_is_data_or_undefined() -> None:
+    """``by_pod.values`` is the published list, and undefined when there is none."""
+    assert judge("error_rate", {"by_pod": {}}) == {}
+    values = [{"labels": {"pod": "api-1"}, "value": 9.0}, {"labels": {"pod": "api-2"}, "value": 1}]
+    assert "errors-in-one-pod" in judge("error_rate", {"by_pod": {"values": values}})
+
+
 def test_healthy_facts_give_no_verdict() -> None:
     events = {"reasons": {}, "warnings": [], "image_pull_failed": False, "probe_failures": 0}
     quiet = {**ROLLOUT, "within_window": False, "minutes_before_alert": 600.0}
@@ -166,10 +251,10 @@ def test_cpu_saturation_from_usage_and_throttling() -> None:
 
 
 def test_a_saturated_database_pool() -> None:
-    connections = {"used": 95, "max_connections": 100, "used_ratio": 0.95}
+    connections = {"used": 92, "max_connections": 100, "usable": 97, "used_ratio": 0.9485}
     found = judge("latency", {"connections": {**connections, "top_application": "orders-api"}})
     assert found["db-pool-saturated"].title == (
-        "The database is at 95% of its connections (95/100), orders-api holds the most"
+        "The database is at 95% of its connections (92 of 97 usable), orders-api holds the most"
     )
     assert ref(found["db-pool-saturated"]) == "latency.md#database-pool-saturated"
 
@@ -225,25 +310,66 @@ def test_errors_from_one_pod_name_it() -> None:
 # db_saturation
 
 
-def test_one_application_holding_most_connections_is_named() -> None:
-    connections = {
-        "used": 80,
+def connections_facts(server_used: int, db_used: int, app_count: int, limit: int = 97) -> dict:
+    """``connections`` facts as the provider publishes them: 97 usable on the server."""
+    return {
+        "used": server_used,
         "max_connections": 100,
         "reserved": 3,
-        "used_ratio": 0.8,
-        "by_application": [{"application": "orders-api", "count": 64, "states": {"idle": 60}}],
+        "usable": 97,
+        "used_ratio": round(server_used / 97, 4),
         "top_application": "orders-api",
-        "top_application_share": 0.8,
+        "top_application_share": round(app_count / server_used, 4),
+        "by_application": [{"application": "orders-api", "count": app_count, "states": {}}],
         "idle_in_transaction": 0,
+        "database": {
+            "name": "orders",
+            "used": db_used,
+            "limit": limit,
+            "used_ratio": round(db_used / limit, 4),
+            "top_application": "orders-api",
+            "top_application_count": app_count,
+            "top_application_share": round(app_count / db_used, 4),
+        },
     }
-    found = judge("db_saturation", {"connections": connections})
+
+
+def test_one_application_holding_most_connections_is_named() -> None:
+    found = judge("db_saturation", {"connections": connections_facts(80, 70, 64)})
     assert set(found) == {"one-application"}
     assert found["one-application"].title == (
-        "orders-api holds 80% of the connections in use (80/100)"
+        "orders-api holds 64 of the 70 connections to database orders (70 of 97 usable);"
+        " the server is at 80 of 97 usable"
     )
+    assert found["one-application"].verdict.role == "cause"
     assert ref(found["one-application"]) == (
         "database-saturation.md#one-application-holds-most-connections"
     )
+
+
+def test_a_database_near_its_own_connection_limit_counts_as_near() -> None:
+    found = judge("db_saturation", {"connections": connections_facts(12, 9, 8, limit=10)})
+    assert found["one-application"].title == (
+        "orders-api holds 8 of the 9 connections to database orders (9 of 10 allowed);"
+        " the server is at 12 of 97 usable"
+    )
+
+
+def test_a_server_near_max_connections_names_who_holds_most_of_it() -> None:
+    found = judge("db_saturation", {"connections": connections_facts(90, 5, 60)})
+    assert found["one-application"].title == (
+        "orders-api holds 60 of the 90 connections on the server (90 of 97 usable);"
+        " database orders: 5 of 97 usable"
+    )
+
+
+@pytest.mark.parametrize(
+    "connections",
+    [connections_facts(1, 1, 1), connections_facts(3, 3, 2), connections_facts(60, 40, 39)],
+    ids=["one-session", "lock-chain-sized", "below-70%"],
+)
+def test_one_application_is_not_blamed_far_from_the_limit(connections: dict) -> None:
+    assert judge("db_saturation", {"connections": connections}) == {}
 
 
 @pytest.mark.parametrize(
@@ -260,7 +386,7 @@ def test_one_application_holding_most_connections_is_named() -> None:
             "database-saturation.md#idle-in-transaction",
         ),
         (
-            {"locks": {"blocked": 3, "chains": [], "root_blockers": [4242]}},
+            {"locks": {"blocked": 3, "root_blocker": ROOT_BLOCKER}},
             "lock-chain",
             "database-saturation.md#long-running-queries-and-lock-chains",
         ),
@@ -279,15 +405,19 @@ def test_db_saturation_causes(facts: dict[str, Any], rule: str, section: str) ->
 def test_idle_in_transaction_and_lock_texts() -> None:
     facts = {
         "connections": {"idle_in_transaction": 7, "idle_in_transaction_oldest_seconds": 812.4},
-        "locks": {"blocked": 3, "root_blockers": [4242, 4243]},
+        "locks": {"blocked": 3, "root_blockers": [4242, 4243], "root_blocker": ROOT_BLOCKER},
     }
     found = judge("db_saturation", facts)
     assert "(oldest 812 s)" in found["idle-in-transaction"].title
-    assert found["lock-chain"].title == "3 session(s) waiting on locks held by pid 4242, 4243"
+    assert found["idle-in-transaction"].verdict.explained_by == "lock-chain"
+    assert found["lock-chain"].title == (
+        "pid 4242 (payments-api, idle in transaction, transaction open 95 s) blocks 2 session(s):"
+        " `UPDATE accounts SET balance = '***' WHERE id = 1`"
+    )
 
 
 def test_pool_times_replicas_uses_the_pool_size_annotation() -> None:
-    facts = {"connections": {"max_connections": 100, "reserved": 3}, "rollout": ROLLOUT}
+    facts = {"connections": connections_facts(10, 5, 3), "rollout": ROLLOUT}
     assert judge("db_saturation", facts) == {}  # 4 x the default pool of 20 fits in 97
     found = judge("db_saturation", facts, pool_size="30")
     assert found["pool-times-replicas"].title == (
@@ -330,29 +460,30 @@ def test_a_failing_rule_becomes_an_info_finding(tmp_path: Path) -> None:
         tmp_path,
         "name: custom\nchecks:\n  - {id: pods, provider: kubernetes, kind: pods}\n"
         "verdicts:\n"
-        "  - {id: broken, when: 'pods.max_restarts + \"x\"', say: never}\n"
-        "  - {id: fine, when: 'pods.max_restarts > 3', say: '{{ pods.max_restarts }} restarts'}\n",
+        "  - {id: broken, when: 'pods.max_restarts and pods.max_restarts + \"x\"', say: never}\n"
+        "  - {id: fine, when: 'pods.max_restarts and pods.max_restarts > 3',"
+        " say: '{{ pods.max_restarts }} restarts'}\n",
     )
     (playbook,) = load_playbooks([path]).playbooks.values()
     variables = {**template_variables(playbook, alert_result("custom"), NOW)}
     found = evaluate_verdicts(
         playbook.verdicts, {**variables, "pods": {"max_restarts": 5}}, RunbookPointers(LIBRARY)
     )
-    assert found[0].title.startswith("verdict rule broken failed: TypeError")
-    assert found[0].severity == "info" and found[0].verdict is None
-    assert found[1].title == "5 restarts"  # the next rule still runs
+    assert found[0].title == "5 restarts"  # the next rule still runs, and comes first
+    assert found[1].title.startswith("verdict rule broken failed: TypeError")
+    assert found[1].severity == "info" and found[1].verdict is None
 
 
 def test_an_unresolvable_pointer_keeps_the_verdict(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "name: custom\nchecks: []\nverdicts:\n"
-        "  - {id: a, when: 'true', say: words, runbook: [no-such-heading]}\n"
-        "  - {id: b, when: 'true', say: ref, runbook: nowhere.md#x}\n",
+        "name: custom\nchecks: [{id: c, provider: http, kind: probe}]\nverdicts:\n"
+        "  - {id: a, when: c.x, say: words, runbook: [no-such-heading]}\n"
+        "  - {id: b, when: c.x, say: ref, runbook: nowhere.md#x}\n",
     )
     (playbook,) = load_playbooks([path]).playbooks.values()
     pointers = RunbookPointers(LIBRARY, alert_result("crashloop").runbook, "crashloop")
-    found = evaluate_verdicts(playbook.verdicts, {}, pointers)
+    found = evaluate_verdicts(playbook.verdicts, {"c": {"x": True}}, pointers)
     assert [(f.verdict.summary, f.verdict.runbook) for f in found if f.verdict] == [
         ("words", None),
         ("ref", None),

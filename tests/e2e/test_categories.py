@@ -295,11 +295,13 @@ def test_each_category_is_classified_and_points_at_its_runbook(
 
 @pytest.mark.timeout(300)
 def test_every_alert_was_diagnosed_against_the_same_prometheus(outcome: Outcome) -> None:
-    for category in ("error_rate", "latency", "db_saturation"):
+    units = {"error_rate": "%", "latency": " (ms|s)", "db_saturation": "%"}
+    for category, unit in units.items():
         details = str(outcome.threads[category])
         # The alert's own expression, queried now and over the last hour: the measured
-        # value beside the rule's threshold.
-        assert re.search(r"Alert expression still true now: [0-9.]+ \(&gt; [0-9.]+\)", details)
+        # value beside the rule's threshold, both in the unit people read (a ratio as %).
+        value = rf"[0-9.]+{unit}"
+        assert re.search(rf"Alert expression still true now: {value} \(&gt; {value}\)", details)
         assert "*last hour*" in details, (category, details[:2000])
 
 
@@ -324,10 +326,15 @@ def test_saturation_findings_name_the_application_holding_the_pool(outcome: Outc
 
 @pytest.mark.timeout(300)
 def test_error_rate_and_latency_show_their_values_against_the_threshold(outcome: Outcome) -> None:
-    for category, threshold in (("error_rate", "0.0144"), ("latency", "0.5")):
+    scale = {"%": 0.01, " ms": 0.001, " s": 1.0}
+    for category, threshold in (("error_rate", "1.44%"), ("latency", "500 ms")):
         findings = _findings(outcome.fired[category])
-        found = re.search(rf"still true now: ([0-9.]+) \(&gt; {re.escape(threshold)}\)", findings)
-        assert found and float(found[1]) > float(threshold), findings
+        found = re.search(
+            rf"still true now: ([0-9.]+)(%| ms| s) \(&gt; {re.escape(threshold)}\)", findings
+        )
+        assert found, findings
+        limit = float(threshold.rstrip("% ms")) * scale[threshold.lstrip("0123456789.")]
+        assert float(found[1]) * scale[found[2]] > limit, findings
 
 
 def _findings(message: dict[str, Any]) -> str:
