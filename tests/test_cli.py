@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -229,10 +231,18 @@ def test_triage_prints_text_and_json(capsys, payload_file: Path) -> None:
     ]
 
 
-def test_help_explains_every_verb() -> None:
+def test_help_explains_every_verb_once() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "router", "--help"], capture_output=True, text=True, cwd=ROOT
     )
     assert done.returncode == 0
     for verb in ("serve", "check", "classify", "runbooks", "triage"):
-        assert f"  {verb} " in done.stdout
+        assert len(re.findall(rf"^ +{verb} ", done.stdout, re.MULTILINE)) == 1, verb
+
+
+def test_version_is_the_installed_package_version() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "router", "--version"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0
+    assert done.stdout == f"runbook-router {importlib.metadata.version('runbook-router')}\n"
