@@ -222,6 +222,11 @@ class Settings(BaseSettings):
     diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
 
     @property
+    def config_dir(self) -> Path:
+        """The folder of the YAML file (relative paths in messages start here), or the cwd."""
+        return self.config_file.resolve().parent if self.config_file else Path.cwd()
+
+    @property
     def database_url(self) -> str:
         if self.database.url is not None:
             return self.database.url.get_secret_value()
@@ -323,7 +328,7 @@ def _env_config() -> Path | None:
 
 
 def _locate(exc: ValidationError, locator: Locator) -> ConfigError:
-    return locator.validation_error(exc)
+    return locator.validation_error(exc, model=Settings)
 
 
 def _plain(exc: ValidationError) -> str:

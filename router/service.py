@@ -14,6 +14,7 @@ import uvicorn
 
 from router.alerts import WebhookPayload
 from router.classify import EvidenceClassifier, RuleSet, load_rules
+from router.classify.rules import read_rules
 from router.config import Settings
 from router.diagnose import PlaybookSet, build_diagnostics, build_providers, load_playbooks
 from router.diagnose.base import Provider
@@ -29,7 +30,7 @@ from router.store import Store, StoreUnavailable, open_store
 from router.triage import TriageResult
 from router.web.app import create_app
 from router.worker import WorkerOptions, Workers
-from router.yamlfile import ConfigError
+from router.yamlfile import ConfigError, collect
 
 log = logging.getLogger("router")
 
@@ -49,30 +50,39 @@ def load_components(settings: Settings) -> Components:
     """Load runbooks, playbooks and rules; raises :class:`ConfigError` naming the file and line."""
     library = RunbookLibrary.load(settings.runbooks, base_url=settings.runbooks_base_url)
     playbooks = load_playbooks(with_builtins(settings.playbooks))
-    rules = load_rules(settings.rules, playbooks=playbooks.names())
+    rules = load_rules(settings.rules, playbooks.names(), relative_to=settings.config_dir)
     classifier = EvidenceClassifier(rules, library)
     return Components(library, rules, playbooks, classifier, LibraryFinder(library))
 
 
 def check(settings: Settings) -> tuple[list[ConfigError], str]:
-    """Every problem in the configuration, rules and runbooks, and a summary when there are none."""
-    try:
-        components = load_components(settings)
-    except ConfigError as exc:
-        return [exc], ""
-    problems = find_problems(settings, components)
+    """Every problem in the configuration, rules and runbooks (sorted by file and line), and a
+    summary when there are none."""
+    problems: list[ConfigError] = []
+    library = collect(
+        problems,
+        lambda: RunbookLibrary.load(settings.runbooks, base_url=settings.runbooks_base_url),
+    )
+    playbooks = collect(problems, lambda: load_playbooks(with_builtins(settings.playbooks)))
+    rules, rule_problems = read_rules(
+        settings.rules, playbooks.names() if playbooks else (), relative_to=settings.config_dir
+    )
+    problems += rule_problems
+    if library is not None:
+        problems += find_problems(settings, library, rules)
+    if problems or library is None or playbooks is None:
+        return sorted(problems, key=lambda p: p.sort_key), ""
     summary = (
-        f"ok: {len(components.rules.rules)} rules, "
-        f"{len(list(components.library.sections()))} runbook sections, "
-        f"{len(components.playbooks.names())} playbooks, "
+        f"ok: {len(rules.rules)} rules, "
+        f"{len(list(library.sections()))} runbook sections, "
+        f"{len(playbooks.names())} playbooks, "
         f"sinks: {', '.join(sink_names(settings)) or 'none'}"
     )
-    return problems, summary
+    return [], summary
 
 
-def find_problems(settings: Settings, components: Components) -> list[ConfigError]:
+def find_problems(settings: Settings, library: RunbookLibrary, rules: RuleSet) -> list[ConfigError]:
     """What loads but will not work: broken runbook links, unknown routing key names."""
-    library, rules = components.library, components.rules
     problems = [*library.problems, *rules.check_runbooks(library)]
     if "pagerduty" in sink_names(settings):
         problems += rules.check_routing_keys(settings.pagerduty.routing_keys)
@@ -161,7 +171,7 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
         settings.log.format, settings.log.level, redactor=Redactor(secret_values(settings))
     )
     components = load_components(settings)
-    for problem in find_problems(settings, components):
+    for problem in find_problems(settings, components.library, components.rules):
         log.warning("%s (runbook-router check lists every problem)", problem)
     try:
         store = await open_store(settings.database_url)

@@ -77,6 +77,24 @@ def test_classify_prints_one_json_object_per_alert(capsys, payload_file: Path) -
     assert (odd["category"], odd["matched_by"]) == ("unclassified", "fallback")
 
 
+def test_a_rule_is_shown_by_its_path_relative_to_the_configuration(
+    capsys, tmp_path: Path, payload_file: Path
+) -> None:
+    code, out, _ = run(capsys, "classify", str(payload_file))
+    assert code == 0
+    reason = json.loads(out.splitlines()[0])["reasons"][0]
+    assert re.fullmatch(r"rule: pod-crash-looping matched .* \(rules/default\.yaml:\d+\)", reason)
+    write(tmp_path / "conf" / "team" / "rules.yaml", "rules:\n" + RULE.format("PodCrashLooping"))
+    config = write(tmp_path / "conf" / "router.yaml", "rules: [team]\n")
+    code, out, _ = run(capsys, "classify", "--config", str(config), str(payload_file))
+    assert code == 0
+    reason = json.loads(out.splitlines()[0])["reasons"][0]
+    assert reason.endswith("(team/rules.yaml:2)") and str(tmp_path) not in reason
+
+
+RULE = "  - name: crash\n    matchers: ['alertname = {}']\n    category: crashloop\n"
+
+
 def test_classify_reads_stdin() -> None:
     body = factories.body(factories.alert("KubePodCrashLooping"))
     done = subprocess.run(
@@ -209,6 +227,49 @@ def test_check_reports_a_rule_naming_an_unconfigured_pagerduty_key(capsys, tmp_p
     assert "R000000" not in err  # names only, never the keys
     write(tmp_path / "router.yaml", "rules: [rules]\n")  # no PagerDuty: nothing to route
     assert run(capsys, "check", "--config", str(config))[0] == 0
+
+
+def test_check_reports_every_problem_of_every_file_sorted(capsys, tmp_path: Path) -> None:
+    first = write(
+        tmp_path / "rules" / "a.yaml",
+        "rules:\n  - name: one\n    matchers: ['alertname =~ \"(\"']\n    category: latency\n"
+        "  - name: two\n    matchers: ['alertname = Two']\n    category: latency\n"
+        "    runbook: latency.md#no-such-anchor\n"
+        "  - name: three\n    matcher: ['alertname = Three']\n    category: latency\n",
+    )
+    second = write(
+        tmp_path / "rules" / "b.yaml",
+        "rules:\n  - name: four\n    matchers: ['alertname = Four']\n    category: latency\n"
+        "    category: error_rate\n",
+    )
+    third = write(tmp_path / "rules" / "c.yaml", "rules:\n  - name: 'five\n    category: x\n")
+    config = write(tmp_path / "router.yaml", f"rules: [rules]\nrunbooks: [{ROOT / 'runbooks'}]\n")
+    code, out, err = run(capsys, "check", "--config", str(config))
+    assert code == 1
+    assert out == "6 problem(s) found\n"
+    assert err.splitlines() == [
+        f"error: {first}:3: invalid matcher: invalid regular expression '(': missing ), "
+        "unterminated subpattern at column 14 of 'alertname =~ \"(\"'",
+        f"error: {first}:8: rule 'two': runbook 'latency.md#no-such-anchor' not found "
+        "(missing file or anchor)",
+        f"error: {first}:9: rules[2].matchers: Field required",
+        f"error: {first}:10: rules[2].matcher: unknown key (did you mean 'matchers'?)",
+        f"error: {second}:5: duplicate key 'category' (first at line 4)",
+        f"error: {third}:2: invalid YAML: unterminated quoted string "
+        "(found unexpected end of stream)",
+    ]
+
+
+def test_check_names_the_known_key_a_misspelled_one_meant(capsys, tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "router.yaml", "slack:\n  default_chanel: '#ops'\nworker: {cont: 2}\n"
+    )
+    code, _, err = run(capsys, "check", "--config", str(config))
+    assert code == 1
+    assert err.splitlines() == [
+        f"error: {config}:2: slack.default_chanel: unknown key (did you mean 'default_channel'?)",
+        f"error: {config}:3: worker.cont: unknown key (did you mean 'count'?)",
+    ]
 
 
 def test_bad_config_file_is_reported_with_line(capsys, tmp_path: Path) -> None:
