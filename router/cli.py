@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from router import __version__
 from router.alerts import WebhookPayload
-from router.config import Settings, load_settings
+from router.config import Settings, load_settings, unknown_variables
 from router.yamlfile import ConfigError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -103,6 +103,8 @@ def _check(args: argparse.Namespace) -> int:
     from router.service import check
 
     settings = _settings(args)
+    for warning in unknown_variables():
+        print(f"warning: {warning}", file=sys.stderr)
     problems, summary = check(settings)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)

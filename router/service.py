@@ -15,7 +15,7 @@ import uvicorn
 from router.alerts import WebhookPayload
 from router.classify import EvidenceClassifier, RuleSet, load_rules
 from router.classify.rules import read_rules
-from router.config import Settings
+from router.config import Settings, unknown_variables
 from router.diagnose import PlaybookSet, build_diagnostics, build_providers, load_playbooks
 from router.diagnose.base import Provider
 from router.diagnose.engine import with_builtins
@@ -170,6 +170,8 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     configure_logging(
         settings.log.format, settings.log.level, redactor=Redactor(secret_values(settings))
     )
+    for warning in unknown_variables():
+        log.warning(warning)
     components = load_components(settings)
     for problem in find_problems(settings, components.library, components.rules):
         log.warning("%s (runbook-router check lists every problem)", problem)

@@ -98,12 +98,14 @@ class Locator:
     ) -> ConfigErrors:
         """Every pydantic error, each on its line; ``model`` (the validated class) lets an
         unknown key say which known key it probably meant."""
-        return ConfigErrors(
-            self.error(
-                (*prefix, *e["loc"]), f"{format_loc((*prefix, *e['loc']))}: {_say(e, model)}"
-            )
-            for e in exc.errors()
-        )
+        return ConfigErrors(self.problem(e, prefix, model) for e in exc.errors())
+
+    def problem(
+        self, error: Any, prefix: Sequence[str | int] = (), model: type[BaseModel] | None = None
+    ) -> ConfigError:
+        """One pydantic error (an item of ``ValidationError.errors()``) on its line."""
+        loc = (*prefix, *error["loc"])
+        return self.error(loc, f"{format_loc(loc)}: {_say(error, model)}")
 
 
 def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
