@@ -86,7 +86,7 @@ class ConsoleSettings(Section):
     """The console sink: what would have been posted, when no real sink is set up."""
 
     enabled: bool | None = None  # None: on when neither Slack nor PagerDuty is configured
-    format: Literal["text", "json"] = "text"
+    format: Literal["text", "json"] | None = None  # None: as log.format
     path: Path | None = None  # None: standard output
 
 

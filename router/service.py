@@ -9,6 +9,7 @@ import signal
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import uvicorn
 
@@ -112,7 +113,9 @@ def build_sinks(settings: Settings, store: Store) -> list[Sink]:
             sinks.append(PagerDutySink(settings.pagerduty, store, secrets=secrets))
         else:
             console = settings.console
-            sinks.append(ConsoleSink(settings.templates, format=console.format, path=console.path))
+            sinks.append(
+                ConsoleSink(settings.templates, format=console_format(settings), path=console.path)
+            )
     return sinks
 
 
@@ -162,7 +165,28 @@ async def triage_payload(
         )
     finally:
         await asyncio.gather(*(p.close() for p in providers.values()))
-    return [console.render_text(result) for result in results]
+    return [
+        console.render_text(result, destinations=destinations(settings, result))
+        for result in results
+    ]
+
+
+def destinations(settings: Settings, result: TriageResult) -> list[str]:
+    """Where the alert would be delivered: the Slack channel, the PagerDuty key's name."""
+    where = []
+    if "slack" in sink_names(settings):
+        from router.sinks.slack import slack_channel
+
+        where.append(f"Slack {slack_channel(settings.slack, result)}")
+    if "pagerduty" in sink_names(settings):
+        name = result.classification.routing.pagerduty_routing_key
+        where.append(f"PagerDuty routing key {name!r}" if name else "PagerDuty default routing key")
+    return where or ["the console only (neither Slack nor PagerDuty is configured)"]
+
+
+def console_format(settings: Settings) -> Literal["text", "json"]:
+    """The console sink's format; unset, it follows ``log.format``."""
+    return settings.console.format or settings.log.format
 
 
 async def serve(settings: Settings, *, host: str, port: int) -> None:
