@@ -203,9 +203,9 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
         store = await open_store(settings.database_url)
     except StoreUnavailable as exc:
         raise ConfigError("database", None, f"cannot open the state store: {exc}") from None
-    metrics = Metrics()
     providers = build_providers(settings, secret_values(settings))
     sinks = [*build_sinks(settings, store), *retriage_sinks(settings)]
+    metrics = Metrics(sinks=sorted({sink.name for sink in sinks}))
     pipeline = build_pipeline(settings, components, sinks, providers)
     workers = Workers(store, pipeline, metrics, _worker_options(settings))
     retriager = Retriager.for_service(
