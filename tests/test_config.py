@@ -156,13 +156,14 @@ def readme_configuration_keys() -> set[tuple[str, ...]]:
     return keys
 
 
-def test_every_documented_key_has_a_variable_and_every_documented_variable_a_key() -> None:
+def test_every_documented_key_has_a_variable_and_every_variable_used_a_key() -> None:
     known = variables(Settings, NOT_FROM_ENVIRONMENT)
     paths = {v.path for v in known.values()}
     documented = readme_configuration_keys()
     assert ("diagnostics", "kubernetes", "timeout_seconds") in documented
     assert documented <= paths, sorted(documented - paths)
-    mentioned = set(re.findall(r"\bROUTER_[A-Z0-9_]+", (REPO / "README.md").read_text()))
+    documents = [REPO / "README.md", REPO / "Dockerfile", *(REPO / "deploy").glob("*.yaml")]
+    mentioned = {m for d in documents for m in re.findall(r"\bROUTER_[A-Z0-9_]+", d.read_text())}
     mentioned -= {"ROUTER_CONFIG", "ROUTER_TEST_POSTGRES_URL", "ROUTER_DATABSE_URL"}  # a typo shown
     unknown = {m for m in mentioned if m not in known and m.removesuffix("_FILE") not in known}
     assert not unknown
