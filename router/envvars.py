@@ -109,10 +109,14 @@ def read_environment(
         if name in known:
             value = given[name]
         elif base in known and base not in given:  # the variable itself wins over its file
+            if not given[name]:
+                continue  # an empty *_FILE names no file
             value, name = _read_file(name, given[name]), base
         else:
             continue  # unknown: see unknown_variable_warnings
         variable = known[name]
+        if variable.json and not value.strip():
+            continue  # an empty list, mapping or section (e.g. an empty Secret key): unset
         _place(env.values, variable.path, _decode(name, value) if variable.json else value)
         env.origins[variable.path] = name
     return env

@@ -307,3 +307,13 @@ def test_version_is_the_installed_package_version() -> None:
     )
     assert done.returncode == 0
     assert done.stdout == f"runbook-router {importlib.metadata.version('runbook-router')}\n"
+
+
+def test_check_lists_unknown_variables_as_warnings(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTER_DATABSE_URL", "postgresql://u@db/router")
+    code, out, err = run(capsys, "check")
+    assert code == 0 and out.startswith("ok:")
+    assert err == (
+        "warning: ignoring environment variable ROUTER_DATABSE_URL: "
+        "did you mean ROUTER_DATABASE_URL?\n"
+    )

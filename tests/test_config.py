@@ -89,8 +89,12 @@ def test_unreadable_secret_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch
 
 def test_empty_secret_means_not_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROUTER_SLACK_BOT_TOKEN", "")
+    monkeypatch.setenv("ROUTER_PAGERDUTY_WEBHOOK_SECRETS", "")  # an empty JSON list key
+    monkeypatch.setenv("ROUTER_WEBHOOK_TOKEN_FILE", "")
     settings = load_settings()
     assert settings.slack.bot_token is None
+    assert settings.pagerduty.webhook_secrets == []
+    assert settings.webhook.token is None
     assert settings.console_enabled
 
 

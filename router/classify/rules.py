@@ -162,7 +162,7 @@ def read_rules(
     """The valid rules, and every problem of every file (for ``check``)."""
     problems: list[ConfigError] = []
     parsed: list[tuple[Locator, RulesFile, list[tuple[int, RuleSpec]]]] = []
-    for path in collect(problems, lambda: rule_files(paths)) or []:
+    for path in _rule_files(paths, problems):
         loaded = collect(problems, lambda path=path: load_yaml(path))
         if loaded is not None:
             parsed.append(_validate_shape(*loaded, problems))
@@ -174,7 +174,8 @@ def read_rules(
         for index, spec in specs:
             rule = _build_rule(spec, index, locator, categories, known_playbooks, problems, shown)
             if rule is not None and rule.name in rules:
-                message = f"duplicate rule name {rule.name!r} (first defined at {rules[rule.name].location})"
+                first = rules[rule.name].location
+                message = f"duplicate rule name {rule.name!r} (first defined at {first})"
                 problems.append(locator.error(("rules", index, "name"), message))
             elif rule is not None:
                 rules[rule.name] = rule
@@ -191,10 +192,9 @@ def shown_path(path: Path, relative_to: Path | None) -> str:
     return path.name
 
 
-def rule_files(paths: Iterable[Path | str]) -> list[Path]:
+def _rule_files(paths: Iterable[Path | str], problems: list[ConfigError]) -> list[Path]:
     """The files to load, in order; a folder contributes its YAML files sorted by name."""
     files: list[Path] = []
-    missing: list[ConfigError] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -204,8 +204,7 @@ def rule_files(paths: Iterable[Path | str]) -> list[Path]:
         elif path.exists():
             files.append(path)
         else:
-            missing.append(ConfigError(path, None, "rules file or folder does not exist"))
-    raise_if_any(missing)
+            problems.append(ConfigError(path, None, "rules file or folder does not exist"))
     return files
 
 
