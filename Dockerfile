@@ -5,13 +5,13 @@
 #   docker build -t runbook-router .
 #   docker run --rm -p 8080:8080 runbook-router
 #
-# Why an editable install: the router finds its built-in rules/, runbooks/ and
+# Why an editable install: the router finds its built-in rules/, runbooks/, playbooks/ and
 # templates/ next to the package, at Path(router.__file__).parent.parent (see
 # BUILTIN_RULES in router/config.py). A regular wheel install would put the package
 # in site-packages, where those directories are not. Installing the source tree at
 # /app in editable mode (pip install -e /app) keeps router.__file__ at
-# /app/router/__init__.py, so the defaults resolve to /app/rules, /app/runbooks and
-# /app/templates with no extra configuration. The venv and /app are built in the
+# /app/router/__init__.py, so the defaults resolve to /app/rules, /app/runbooks,
+# /app/playbooks and /app/templates with no extra configuration. The venv and /app are built in the
 # builder stage and copied to the same paths in the runtime stage (both stages use
 # the same base image, so the venv's python symlink stays valid).
 
@@ -29,18 +29,19 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /app
 
-# Dependencies first, from pyproject.toml alone, so this layer survives code changes.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt
+# Dependencies first, pinned by requirements.lock (`make lock` regenerates it from
+# pyproject.toml), so this layer survives code changes and every build is the same.
+COPY pyproject.toml requirements.lock ./
+RUN pip install --no-deps -r requirements.lock
 
 # Then the project itself (.dockerignore lets only the package, its data and the
-# packaging files through).
+# packaging files through); `pip check` fails the build if the lock misses a dependency.
 COPY . /app
-RUN pip install -e /app \
+RUN pip install --no-deps -e /app \
+ && pip check \
  && python -m compileall -q /app/router \
- && test -d /app/rules && test -d /app/runbooks && test -d /app/templates
+ && for d in rules runbooks playbooks templates; do test -d "/app/$d" || exit 1; done \
+ && runbook-router check
 
 # ---------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

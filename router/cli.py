@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from router import __version__
 from router.alerts import Alert, WebhookPayload
-from router.config import Settings, load_settings
+from router.config import Settings, load_settings, unknown_variables
 from router.yamlfile import ConfigError
 
 if TYPE_CHECKING:
@@ -31,13 +32,6 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 DESCRIPTION = """\
 Routes Prometheus Alertmanager alerts to the matching runbook section, adds live
 diagnostics, and delivers the result to Slack, PagerDuty or the console.
-
-verbs:
-  serve      run the webhook service (POST /alertmanager, /healthz, /readyz, /metrics)
-  check      validate the configuration, rules and runbooks; print file:line for each problem
-  classify   print the category and runbook of each alert in a webhook payload (JSON lines)
-  runbooks   list every indexed runbook section with the alerts and category linked to it
-  triage     classify, find the runbook and run diagnostics for a payload; posts nothing
 """
 
 
@@ -50,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
         return EXIT_PROBLEMS
     except KeyboardInterrupt:
         return 130
@@ -65,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verbs = parser.add_subparsers(title="verbs", metavar="VERB")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbs = parser.add_subparsers(title="verbs", metavar="VERB", help="see VERB --help")
 
     def verb(name: str, run: Callable[[argparse.Namespace], int], text: str):
         sub = verbs.add_parser(name, help=text, description=text)
@@ -73,20 +69,30 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    serve = verb("serve", _serve, "Run the webhook service.")
+    serve = verb(
+        "serve",
+        _serve,
+        "Run the webhook service (POST /alertmanager, /healthz, /readyz, /metrics).",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
-    verb("check", _check, "Validate the configuration, rules and runbooks.")
-    classify = verb("classify", _classify, "Classify each alert of a webhook payload.")
+    verb("check", _check, "Validate the configuration, rules and runbooks: file:line per problem.")
+    classify = verb(
+        "classify", _classify, "Print each alert's category and runbook section (JSON lines)."
+    )
     classify.add_argument("payload", help="Alertmanager webhook JSON file, or - for stdin")
     classify.add_argument(
         "--explain",
         action="store_true",
         help="print why, in words: the category's reasons and the top three runbook sections",
     )
-    runbooks = verb("runbooks", _runbooks, "List the indexed runbook sections.")
+    runbooks = verb(
+        "runbooks", _runbooks, "List every indexed runbook section with its alerts and category."
+    )
     runbooks.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    triage = verb("triage", _triage, "Triage each alert of a payload without posting anything.")
+    triage = verb(
+        "triage", _triage, "Classify, find the runbook and run diagnostics; posts nothing."
+    )
     triage.add_argument("payload", help="Alertmanager webhook JSON file, or - for stdin")
     triage.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     return parser
@@ -107,6 +113,8 @@ def _check(args: argparse.Namespace) -> int:
     from router.service import check
 
     settings = _settings(args)
+    for warning in unknown_variables():
+        print(f"warning: {warning}", file=sys.stderr)
     problems, summary = check(settings)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)

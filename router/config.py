@@ -10,26 +10,23 @@ Relative paths in the YAML file are relative to the file.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from router.yamlfile import ConfigError, Locator, load_yaml
+from router.envvars import Environment, read_environment, unknown_variable_warnings
+from router.yamlfile import ConfigError, ConfigErrors, format_loc, load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_RULES = PROJECT_ROOT / "rules"
 BUILTIN_RUNBOOKS = PROJECT_ROOT / "runbooks"
 BUILTIN_TEMPLATES = PROJECT_ROOT / "templates"
 BUILTIN_PLAYBOOKS = PROJECT_ROOT / "playbooks"
+
+NOT_FROM_ENVIRONMENT = frozenset({"config_file"})  # ROUTER_CONFIG names the file instead
 
 _PATH_KEYS = {
     ("data_dir",),
@@ -89,7 +86,7 @@ class ConsoleSettings(Section):
     """The console sink: what would have been posted, when no real sink is set up."""
 
     enabled: bool | None = None  # None: on when neither Slack nor PagerDuty is configured
-    format: Literal["text", "json"] = "text"
+    format: Literal["text", "json"] | None = None  # None: as log.format
     path: Path | None = None  # None: standard output
 
 
@@ -194,13 +191,7 @@ class LogSettings(Section):
 class Settings(BaseSettings):
     """Everything the router reads at start-up."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="ROUTER_",
-        env_nested_delimiter="_",
-        env_nested_max_split=1,
-        extra="forbid",
-        populate_by_name=True,
-    )
+    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
 
     config_file: Path | None = Field(default=None, exclude=True)
     data_dir: Path = Path("data")
@@ -220,6 +211,11 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     playbooks: list[Path] = Field(default_factory=lambda: [BUILTIN_PLAYBOOKS])
     diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
+
+    @property
+    def config_dir(self) -> Path:
+        """The folder of the YAML file (relative paths in messages start here), or the cwd."""
+        return self.config_file.resolve().parent if self.config_file else Path.cwd()
 
     @property
     def database_url(self) -> str:
@@ -246,23 +242,24 @@ class Settings(BaseSettings):
         return (init_settings, _EnvSource(settings_cls), _YamlSource(settings_cls))
 
 
-class _EnvSource(EnvSettingsSource):
-    """``ROUTER_*`` variables; ``ROUTER_X_FILE=/path`` supplies ``ROUTER_X`` from a file."""
+class _EnvSource(PydanticBaseSettingsSource):
+    """``ROUTER_*`` variables, at any depth (see :mod:`router.envvars`)."""
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        env = dict(super()._load_env_vars())
-        for name in [n for n in env if n.startswith("router_") and n.endswith("_file")]:
-            path = env.pop(name)
-            base = name[: -len("_file")]
-            if base == "router_config" or base in env or not path:
-                continue
-            try:
-                env[base] = Path(path).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(
-                    path, None, f"{name.upper()}: cannot read ({exc.strerror})"
-                ) from None
-        return env
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return environment().values
+
+
+def environment() -> Environment:
+    """What the process's ``ROUTER_*`` variables set."""
+    return read_environment(Settings, os.environ, skip=NOT_FROM_ENVIRONMENT)
+
+
+def unknown_variables() -> list[str]:
+    """A warning per ``ROUTER_*`` variable that sets nothing, naming the closest known one."""
+    return unknown_variable_warnings(Settings, os.environ, skip=NOT_FROM_ENVIRONMENT)
 
 
 class _YamlSource(PydanticBaseSettingsSource):
@@ -311,10 +308,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     try:
         return Settings(config_file=path, **overrides)
     except ValidationError as exc:
-        if path is None:
-            raise ConfigError("environment", None, _plain(exc)) from None
-        _, locator = load_yaml(path)
-        raise _locate(exc, locator) from None
+        raise _locate(exc, path) from None
 
 
 def _env_config() -> Path | None:
@@ -322,10 +316,17 @@ def _env_config() -> Path | None:
     return Path(value) if value else None
 
 
-def _locate(exc: ValidationError, locator: Locator) -> ConfigError:
-    return locator.validation_error(exc)
-
-
-def _plain(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+def _locate(exc: ValidationError, path: Path | None) -> ConfigErrors:
+    """Each error blamed on the variable that set the value, else on its line in the file."""
+    env = environment()
+    locator = load_yaml(path)[1] if path else None
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        variable = env.origin(loc)
+        if variable or locator is None:
+            where = variable or "configuration"
+            problems.append(ConfigError(where, None, f"{format_loc(loc)}: {error['msg']}"))
+        else:
+            problems.append(locator.problem(error, model=Settings))
+    return ConfigErrors(problems)

@@ -6,14 +6,21 @@ deliveries through the same object. ``GET /metrics`` serves :meth:`Metrics.rende
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
+
+from router import __version__
+from router.store import SinkBacklog
 
 PREFIX = "runbook_router_"
 
@@ -27,9 +34,16 @@ JOB_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 class Metrics:
     """Every metric the router exports, registered in ``self.registry``."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, sinks: Sequence[str] = ()
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.sinks = tuple(sinks)  # reported even when their backlog is empty
         r = self.registry
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, _cpu_seconds_total, ...
+        Gauge(
+            PREFIX + "build_info", "The running version (always 1).", ["version"], registry=r
+        ).labels(version=__version__).set(1)
         self.http_requests = Counter(
             PREFIX + "http_requests",
             "HTTP requests answered, by route template, method and status code.",
@@ -97,6 +111,50 @@ class Metrics:
             registry=r,
         )
 
+        self.outbox_pending = Gauge(
+            PREFIX + "outbox_pending",
+            "Deliveries waiting in the outbox, by sink (refreshed on every scrape).",
+            ["sink"],
+            registry=r,
+        )
+        self.outbox_oldest_age = Gauge(
+            PREFIX + "outbox_oldest_pending_age_seconds",
+            "Age of the oldest delivery waiting in the outbox, by sink (0 when none waits).",
+            ["sink"],
+            registry=r,
+        )
+        self.outbox_dead = Gauge(
+            PREFIX + "outbox_dead_letters",
+            "Deliveries given up for good and kept in the outbox (dead letters), by sink.",
+            ["sink"],
+            registry=r,
+        )
+
+    def set_outbox(self, backlog: Iterable[SinkBacklog]) -> None:
+        """Every sink's backlog as the store reports it; a sink it does not list has none."""
+        by_sink = {b.sink: b for b in backlog}
+        for gauge in (self.outbox_pending, self.outbox_oldest_age, self.outbox_dead):
+            gauge.clear()
+        for sink in sorted({*self.sinks, *by_sink}):
+            found = by_sink.get(sink, SinkBacklog(sink))
+            self.outbox_pending.labels(sink=sink).set(found.pending)
+            self.outbox_oldest_age.labels(sink=sink).set(found.oldest_pending_seconds)
+            self.outbox_dead.labels(sink=sink).set(found.dead)
+
     def render(self) -> tuple[bytes, str]:
-        """The registry in the Prometheus text format, and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The registry in the Prometheus text format (without ``_created`` series), and its
+        content type."""
+        return generate_latest(_WithoutCreated(self.registry)), CONTENT_TYPE_LATEST
+
+
+class _WithoutCreated:
+    """A view of a registry without the ``_created`` samples (timestamps nobody graphs,
+    doubling the series count)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield family

@@ -9,12 +9,14 @@ import signal
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import uvicorn
 
 from router.alerts import WebhookPayload
 from router.classify import EvidenceClassifier, RuleSet, load_rules
-from router.config import Settings
+from router.classify.rules import read_rules
+from router.config import Settings, unknown_variables
 from router.diagnose import (
     PlaybookSet,
     build_diagnostics,
@@ -35,7 +37,7 @@ from router.store import Store, StoreUnavailable, open_store
 from router.triage import TriageResult
 from router.web.app import create_app
 from router.worker import WorkerOptions, Workers
-from router.yamlfile import ConfigError
+from router.yamlfile import ConfigError, collect
 
 log = logging.getLogger("router")
 
@@ -55,31 +57,40 @@ def load_components(settings: Settings) -> Components:
     """Load runbooks, playbooks and rules; raises :class:`ConfigError` naming the file and line."""
     library = RunbookLibrary.load(settings.runbooks, base_url=settings.runbooks_base_url)
     playbooks = load_playbooks(with_builtins(settings.playbooks))
-    rules = load_rules(settings.rules, playbooks=playbooks.names())
+    rules = load_rules(settings.rules, playbooks.names(), relative_to=settings.config_dir)
     classifier = EvidenceClassifier(rules, library)
     return Components(library, rules, playbooks, classifier, LibraryFinder(library))
 
 
 def check(settings: Settings) -> tuple[list[ConfigError], str]:
-    """Every problem in the configuration, rules and runbooks, and a summary when there are none."""
-    try:
-        components = load_components(settings)
-    except ConfigError as exc:
-        return [exc], ""
-    problems = find_problems(settings, components)
+    """Every problem in the configuration, rules and runbooks (sorted by file and line), and a
+    summary when there are none."""
+    problems: list[ConfigError] = []
+    library = collect(
+        problems,
+        lambda: RunbookLibrary.load(settings.runbooks, base_url=settings.runbooks_base_url),
+    )
+    playbooks = collect(problems, lambda: load_playbooks(with_builtins(settings.playbooks)))
+    rules, rule_problems = read_rules(
+        settings.rules, playbooks.names() if playbooks else (), relative_to=settings.config_dir
+    )
+    problems += rule_problems
+    if library is not None:
+        problems += find_problems(settings, library, rules)
+    if problems or library is None or playbooks is None:
+        return sorted(problems, key=lambda p: p.sort_key), ""
     summary = (
-        f"ok: {len(components.rules.rules)} rules, "
-        f"{len(list(components.library.sections()))} runbook sections, "
-        f"{len(components.playbooks.names())} playbooks, "
+        f"ok: {len(rules.rules)} rules, "
+        f"{len(list(library.sections()))} runbook sections, "
+        f"{len(playbooks.names())} playbooks, "
         f"sinks: {', '.join(sink_names(settings)) or 'none'}"
     )
-    return problems, summary
+    return [], summary
 
 
-def find_problems(settings: Settings, components: Components) -> list[ConfigError]:
+def find_problems(settings: Settings, library: RunbookLibrary, rules: RuleSet) -> list[ConfigError]:
     """What loads but will not work: broken runbook links, unknown routing key names,
     provider settings (a missing kubeconfig, an unreadable CA file, a malformed DSN)."""
-    library, rules = components.library, components.rules
     problems = [*library.problems, *rules.check_runbooks(library), *provider_problems(settings)]
     if "pagerduty" in sink_names(settings):
         problems += rules.check_routing_keys(settings.pagerduty.routing_keys)
@@ -109,7 +120,9 @@ def build_sinks(settings: Settings, store: Store) -> list[Sink]:
             sinks.append(PagerDutySink(settings.pagerduty, store, secrets=secrets))
         else:
             console = settings.console
-            sinks.append(ConsoleSink(settings.templates, format=console.format, path=console.path))
+            sinks.append(
+                ConsoleSink(settings.templates, format=console_format(settings), path=console.path)
+            )
     return sinks
 
 
@@ -159,7 +172,28 @@ async def triage_payload(
         )
     finally:
         await asyncio.gather(*(p.close() for p in providers.values()))
-    return [console.render_text(result) for result in results]
+    return [
+        console.render_text(result, destinations=destinations(settings, result))
+        for result in results
+    ]
+
+
+def destinations(settings: Settings, result: TriageResult) -> list[str]:
+    """Where the alert would be delivered: the Slack channel, the PagerDuty key's name."""
+    where = []
+    if "slack" in sink_names(settings):
+        from router.sinks.slack import slack_channel
+
+        where.append(f"Slack {slack_channel(settings.slack, result)}")
+    if "pagerduty" in sink_names(settings):
+        name = result.classification.routing.pagerduty_routing_key
+        where.append(f"PagerDuty routing key {name!r}" if name else "PagerDuty default routing key")
+    return where or ["the console only (neither Slack nor PagerDuty is configured)"]
+
+
+def console_format(settings: Settings) -> Literal["text", "json"]:
+    """The console sink's format; unset, it follows ``log.format``."""
+    return settings.console.format or settings.log.format
 
 
 async def serve(settings: Settings, *, host: str, port: int) -> None:
@@ -167,16 +201,18 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     configure_logging(
         settings.log.format, settings.log.level, redactor=Redactor(secret_values(settings))
     )
+    for warning in unknown_variables():
+        log.warning(warning)
     components = load_components(settings)
-    for problem in find_problems(settings, components):
+    for problem in find_problems(settings, components.library, components.rules):
         log.warning("%s (runbook-router check lists every problem)", problem)
     try:
         store = await open_store(settings.database_url)
     except StoreUnavailable as exc:
         raise ConfigError("database", None, f"cannot open the state store: {exc}") from None
-    metrics = Metrics()
     providers = build_providers(settings, secret_values(settings))
     sinks = [*build_sinks(settings, store), *retriage_sinks(settings)]
+    metrics = Metrics(sinks=sorted({sink.name for sink in sinks}))
     pipeline = build_pipeline(settings, components, sinks, providers)
     workers = Workers(store, pipeline, metrics, _worker_options(settings))
     retriager = Retriager.for_service(

@@ -20,10 +20,18 @@ def free_port() -> int:
 
 
 class RouterProcess:
-    """``python -m router serve`` with the given environment; logs go to ``log_path``."""
+    """``python -m router serve`` (or ``command serve``) with the given environment; logs go
+    to ``log_path``."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        port: int | None = None,
+        command: list[str] | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.command = command or [sys.executable, "-m", "router"]
         self.port = port or free_port()
         self.env = {**_clean_environ(), **env}
         self.log_path = workdir / f"router-{self.port}.log"
@@ -36,7 +44,7 @@ class RouterProcess:
     def start(self, timeout: float = 20.0) -> RouterProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "router", "serve", "--port", str(self.port)],
+            [*self.command, "serve", "--port", str(self.port)],
             cwd=self.workdir,
             env=self.env,
             stdout=log,

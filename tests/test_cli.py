@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +92,24 @@ def test_classify_explain_says_why_in_words(capsys, payload_file: Path) -> None:
     assert len(scored) == 3
     assert "latency.md#1-latency-breach" in {line.split()[1] for line in scored}
     assert any("'latenc'" in line for line in candidates)
+
+
+def test_a_rule_is_shown_by_its_path_relative_to_the_configuration(
+    capsys, tmp_path: Path, payload_file: Path
+) -> None:
+    code, out, _ = run(capsys, "classify", str(payload_file))
+    assert code == 0
+    reason = json.loads(out.splitlines()[0])["reasons"][0]
+    assert re.fullmatch(r"rule: pod-crash-looping matched .* \(rules/default\.yaml:\d+\)", reason)
+    write(tmp_path / "conf" / "team" / "rules.yaml", "rules:\n" + RULE.format("PodCrashLooping"))
+    config = write(tmp_path / "conf" / "router.yaml", "rules: [team]\n")
+    code, out, _ = run(capsys, "classify", "--config", str(config), str(payload_file))
+    assert code == 0
+    reason = json.loads(out.splitlines()[0])["reasons"][0]
+    assert reason.endswith("(team/rules.yaml:2)") and str(tmp_path) not in reason
+
+
+RULE = "  - name: crash\n    matchers: ['alertname = {}']\n    category: crashloop\n"
 
 
 def test_classify_reads_stdin() -> None:
@@ -232,6 +252,49 @@ def test_check_reports_a_rule_naming_an_unconfigured_pagerduty_key(capsys, tmp_p
     assert run(capsys, "check", "--config", str(config))[0] == 0
 
 
+def test_check_reports_every_problem_of_every_file_sorted(capsys, tmp_path: Path) -> None:
+    first = write(
+        tmp_path / "rules" / "a.yaml",
+        "rules:\n  - name: one\n    matchers: ['alertname =~ \"(\"']\n    category: latency\n"
+        "  - name: two\n    matchers: ['alertname = Two']\n    category: latency\n"
+        "    runbook: latency.md#no-such-anchor\n"
+        "  - name: three\n    matcher: ['alertname = Three']\n    category: latency\n",
+    )
+    second = write(
+        tmp_path / "rules" / "b.yaml",
+        "rules:\n  - name: four\n    matchers: ['alertname = Four']\n    category: latency\n"
+        "    category: error_rate\n",
+    )
+    third = write(tmp_path / "rules" / "c.yaml", "rules:\n  - name: 'five\n    category: x\n")
+    config = write(tmp_path / "router.yaml", f"rules: [rules]\nrunbooks: [{ROOT / 'runbooks'}]\n")
+    code, out, err = run(capsys, "check", "--config", str(config))
+    assert code == 1
+    assert out == "6 problem(s) found\n"
+    assert err.splitlines() == [
+        f"error: {first}:3: invalid matcher: invalid regular expression '(': missing ), "
+        "unterminated subpattern at column 14 of 'alertname =~ \"(\"'",
+        f"error: {first}:8: rule 'two': runbook 'latency.md#no-such-anchor' not found "
+        "(missing file or anchor)",
+        f"error: {first}:9: rules[2].matchers: Field required",
+        f"error: {first}:10: rules[2].matcher: unknown key (did you mean 'matchers'?)",
+        f"error: {second}:5: duplicate key 'category' (first at line 4)",
+        f"error: {third}:2: invalid YAML: unterminated quoted string "
+        "(found unexpected end of stream)",
+    ]
+
+
+def test_check_names_the_known_key_a_misspelled_one_meant(capsys, tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "router.yaml", "slack:\n  default_chanel: '#ops'\nworker: {cont: 2}\n"
+    )
+    code, _, err = run(capsys, "check", "--config", str(config))
+    assert code == 1
+    assert err.splitlines() == [
+        f"error: {config}:2: slack.default_chanel: unknown key (did you mean 'default_channel'?)",
+        f"error: {config}:3: worker.cont: unknown key (did you mean 'count'?)",
+    ]
+
+
 def test_bad_config_file_is_reported_with_line(capsys, tmp_path: Path) -> None:
     config = write(tmp_path / "router.yaml", "worker:\n  count: many\n")
     code, _, err = run(capsys, "classify", "--config", str(config), "-")
@@ -252,10 +315,28 @@ def test_triage_prints_text_and_json(capsys, payload_file: Path) -> None:
     ]
 
 
-def test_help_explains_every_verb() -> None:
+def test_help_explains_every_verb_once() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "router", "--help"], capture_output=True, text=True, cwd=ROOT
     )
     assert done.returncode == 0
     for verb in ("serve", "check", "classify", "runbooks", "triage"):
-        assert f"  {verb} " in done.stdout
+        assert len(re.findall(rf"^ +{verb} ", done.stdout, re.MULTILINE)) == 1, verb
+
+
+def test_version_is_the_installed_package_version() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "router", "--version"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0
+    assert done.stdout == f"runbook-router {importlib.metadata.version('runbook-router')}\n"
+
+
+def test_check_lists_unknown_variables_as_warnings(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTER_DATABSE_URL", "postgresql://u@db/router")
+    code, out, err = run(capsys, "check")
+    assert code == 0 and out.startswith("ok:")
+    assert err == (
+        "warning: ignoring environment variable ROUTER_DATABSE_URL: "
+        "did you mean ROUTER_DATABASE_URL?\n"
+    )

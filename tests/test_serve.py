@@ -86,3 +86,16 @@ def test_problems_that_check_reports_are_logged_at_start_up(tmp_path: Path) -> N
     finally:
         assert router.terminate() == 0
     assert f"{rules}:5:" in logged and "runbook-router check" in logged
+
+
+def test_unknown_variables_are_logged_once_and_do_not_stop_the_router(tmp_path: Path) -> None:
+    env = {
+        "ROUTER_DATABSE_URL": "postgresql://u@db/router",
+        "ROUTER_SLACK_SERVICE_HOST": "10.0.0.7",
+    }
+    router = RouterProcess(tmp_path, env).start()
+    assert router.terminate() == 0
+    log = router.log_path.read_text()
+    assert log.count("ROUTER_DATABSE_URL: did you mean ROUTER_DATABASE_URL?") == 1
+    assert log.count("ROUTER_SLACK_SERVICE_HOST: a Kubernetes service link") == 1
+    assert (tmp_path / "data" / "router.db").exists()  # and it said so: SQLite it is

@@ -67,7 +67,7 @@ class EvidenceClassifier:
         return self._from_evidence(alert, found)
 
     def _from_rule(self, rule: Rule, alert: Alert) -> Classification:
-        reasons = [f"rule: {rule.name} matched {rule.describe_matchers()} ({rule.location})"]
+        reasons = [f"rule: {rule.name} matched {rule.describe_matchers()} ({rule.source})"]
         runbook_ref = rule.runbook
         if runbook_ref is None:
             section = self.index.declared(alert.alertname)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,10 +22,12 @@ from router.classify.matchers import (
     parse_matcher,
     parse_matchers,
 )
+from router.config import PROJECT_ROOT
 from router.pipeline import RunbookIndex
 from router.triage import BUILTIN_CATEGORIES, UNCLASSIFIED, Routing
-from router.yamlfile import ConfigError, Locator, load_yaml
+from router.yamlfile import ConfigError, Locator, collect, load_yaml, raise_if_any
 
+M = TypeVar("M", bound=BaseModel)
 GENERIC_PLAYBOOK = "generic"
 NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
 PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
@@ -77,10 +80,17 @@ class Rule:
     path: str = ""
     line: int | None = None
     runbook_line: int | None = None
+    shown_path: str = ""  # the file as messages show it (see shown_path)
 
     @property
     def location(self) -> str:
         return f"{self.path}:{self.line}" if self.line else self.path
+
+    @property
+    def source(self) -> str:
+        """Where the rule is, as alert messages show it: ``rules/default.yaml:39``."""
+        where = self.shown_path or Path(self.path).name
+        return f"{where}:{self.line}" if self.line else where
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return matches_all(self.matchers, labels)
@@ -128,30 +138,61 @@ class RuleSet:
         return errors
 
 
-def load_rules(paths: Iterable[Path | str], playbooks: Iterable[str] = ()) -> RuleSet:
+def load_rules(
+    paths: Iterable[Path | str],
+    playbooks: Iterable[str] = (),
+    relative_to: Path | None = None,
+) -> RuleSet:
     """Load and validate rules files (folders: every ``*.yaml``/``*.yml``, sorted).
 
-    ``playbooks`` names playbooks beyond the built-in categories and ``generic``.
+    ``playbooks`` names playbooks beyond the built-in categories and ``generic``. Every
+    problem of every file is raised at once (:class:`ConfigErrors`). Messages name a
+    rule's file relative to ``relative_to`` (the configuration's folder).
     """
-    files = [(path, *load_yaml(path)) for path in rule_files(paths)]
-    parsed = [(locator, _validate_shape(data, locator)) for _, data, locator in files]
-    categories = _categories(parsed)
+    rules, problems = read_rules(paths, playbooks, relative_to)
+    raise_if_any(problems)
+    return rules
+
+
+def read_rules(
+    paths: Iterable[Path | str],
+    playbooks: Iterable[str] = (),
+    relative_to: Path | None = None,
+) -> tuple[RuleSet, list[ConfigError]]:
+    """The valid rules, and every problem of every file (for ``check``)."""
+    problems: list[ConfigError] = []
+    parsed: list[tuple[Locator, RulesFile, list[tuple[int, RuleSpec]]]] = []
+    for path in _rule_files(paths, problems):
+        loaded = collect(problems, lambda path=path: load_yaml(path))
+        if loaded is not None:
+            parsed.append(_validate_shape(*loaded, problems))
+    categories = _categories(parsed, problems)
     known_playbooks = {*BUILTIN_CATEGORIES, GENERIC_PLAYBOOK, *playbooks} - {UNCLASSIFIED}
-    rules: list[Rule] = []
-    seen: dict[str, Rule] = {}
-    for locator, spec in parsed:
-        for index, rule_spec in enumerate(spec.rules):
-            rule = _build_rule(rule_spec, index, locator, categories, known_playbooks)
-            if rule.name in seen:
-                first = seen[rule.name]
-                message = f"duplicate rule name {rule.name!r} (first defined at {first.location})"
-                raise locator.error(("rules", index, "name"), message)
-            seen[rule.name] = rule
-            rules.append(rule)
-    return RuleSet(tuple(rules), categories)
+    rules: dict[str, Rule] = {}
+    for locator, _, specs in parsed:
+        shown = shown_path(locator.path, relative_to)
+        for index, spec in specs:
+            rule = _build_rule(spec, index, locator, categories, known_playbooks, problems, shown)
+            if rule is not None and rule.name in rules:
+                first = rules[rule.name].location
+                message = f"duplicate rule name {rule.name!r} (first defined at {first})"
+                problems.append(locator.error(("rules", index, "name"), message))
+            elif rule is not None:
+                rules[rule.name] = rule
+    return RuleSet(tuple(rules.values()), categories), problems
 
 
-def rule_files(paths: Iterable[Path | str]) -> list[Path]:
+def shown_path(path: Path, relative_to: Path | None) -> str:
+    """A file as messages show it: relative to the configuration's folder (or, for the
+    built-in rules, to the installation), never the server's absolute path."""
+    resolved = path.resolve()
+    for base in (relative_to, PROJECT_ROOT):
+        if base is not None and resolved.is_relative_to(base.resolve()):
+            return str(resolved.relative_to(base.resolve()))
+    return path.name
+
+
+def _rule_files(paths: Iterable[Path | str], problems: list[ConfigError]) -> list[Path]:
     """The files to load, in order; a folder contributes its YAML files sorted by name."""
     files: list[Path] = []
     for raw in paths:
@@ -163,31 +204,56 @@ def rule_files(paths: Iterable[Path | str]) -> list[Path]:
         elif path.exists():
             files.append(path)
         else:
-            raise ConfigError(path, None, "rules file or folder does not exist")
+            problems.append(ConfigError(path, None, "rules file or folder does not exist"))
     return files
 
 
-def _validate_shape(data: object, locator: Locator) -> RulesFile:
+def _validate_shape(
+    data: object, locator: Locator, problems: list[ConfigError]
+) -> tuple[Locator, RulesFile, list[tuple[int, RuleSpec]]]:
+    """The file's categories, and each rule that has the right shape (the others are problems)."""
     if data is None:
-        return RulesFile()
+        return locator, RulesFile(), []
     if not isinstance(data, dict):
-        raise locator.error((), "a rules file must be a mapping with 'rules' (and 'categories')")
+        problems.append(
+            locator.error((), "a rules file must be a mapping with 'rules' (and 'categories')")
+        )
+        return locator, RulesFile(), []
+    raw_rules = data.get("rules")
+    shape = {**data, "rules": []} if isinstance(raw_rules, list) else data
+    spec = collect(problems, lambda: _validated(RulesFile, shape, locator, ()))
+    specs = []
+    for index, raw in enumerate(raw_rules if isinstance(raw_rules, list) else []):
+        rule = collect(
+            problems, lambda i=index, r=raw: _validated(RuleSpec, r, locator, ("rules", i))
+        )
+        if rule is not None:
+            specs.append((index, rule))
+    return locator, spec or RulesFile(), specs
+
+
+def _validated(model: type[M], data: object, locator: Locator, at: tuple[str | int, ...]) -> M:
     try:
-        return RulesFile.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise locator.validation_error(exc) from None
+        raise locator.validation_error(exc, at, model=model) from None
 
 
-def _categories(parsed: Sequence[tuple[Locator, RulesFile]]) -> dict[str, str]:
+def _categories(
+    parsed: Sequence[tuple[Locator, RulesFile, object]], problems: list[ConfigError]
+) -> dict[str, str]:
     categories = {name: "built-in" for name in BUILTIN_CATEGORIES}
-    for locator, spec in parsed:
+    for locator, spec, _ in parsed:
         for index, category in enumerate(spec.categories):
             if category.name in categories:
                 where = "is built in" if category.name in BUILTIN_CATEGORIES else "is defined twice"
-                raise locator.error(
-                    ("categories", index, "name"), f"category {category.name!r} {where}"
+                problems.append(
+                    locator.error(
+                        ("categories", index, "name"), f"category {category.name!r} {where}"
+                    )
                 )
-            categories[category.name] = category.description
+            else:
+                categories[category.name] = category.description
     return categories
 
 
@@ -197,34 +263,42 @@ def _build_rule(
     locator: Locator,
     categories: Mapping[str, str],
     playbooks: set[str],
-) -> Rule:
+    problems: list[ConfigError],
+    shown: str,
+) -> Rule | None:
     at = ("rules", index)
+    found: list[ConfigError] = []
     matchers = []
     for position, text in enumerate(spec.matchers):
         try:
             braced = text.lstrip().startswith("{")
             matchers.extend(parse_matchers(text) if braced else [parse_matcher(text)])
         except MatcherError as exc:
-            raise locator.error((*at, "matchers", position), f"invalid matcher: {exc}") from None
+            found.append(locator.error((*at, "matchers", position), f"invalid matcher: {exc}"))
     if spec.category not in categories:
         known = ", ".join(sorted(categories))
-        raise locator.error(
-            (*at, "category"), f"unknown category {spec.category!r} (known: {known})"
-        )
+        message = f"unknown category {spec.category!r} (known: {known})"
+        found.append(locator.error((*at, "category"), message))
     playbook = spec.playbook or (spec.category if spec.category in playbooks else GENERIC_PLAYBOOK)
     if playbook not in playbooks:
         known = ", ".join(sorted(playbooks))
-        raise locator.error((*at, "playbook"), f"unknown playbook {playbook!r} (known: {known})")
+        message = f"unknown playbook {playbook!r} (known: {known})"
+        found.append(locator.error((*at, "playbook"), message))
+    routing = collect(found, lambda: _routing(spec.routing, locator, (*at, "routing")))
+    problems += found
+    if found or routing is None:
+        return None
     return Rule(
         name=spec.name,
         matchers=tuple(matchers),
         category=spec.category,
         playbook=playbook,
         runbook=spec.runbook,
-        routing=_routing(spec.routing, locator, (*at, "routing")),
+        routing=routing,
         path=str(locator.path),
         line=locator.line(at),
         runbook_line=locator.line((*at, "runbook")) if spec.runbook else None,
+        shown_path=shown,
     )
 
 

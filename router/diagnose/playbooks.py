@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.diagnose import templating
 from router.triage import VerdictRole
-from router.yamlfile import ConfigError, Locator, format_loc, load_yaml
+from router.yamlfile import ConfigError, Locator, collect, format_loc, load_yaml, raise_if_any
 
 # The check kinds each provider runs; playbooks are validated against this table.
 KNOWN_KINDS: dict[str, frozenset[str]] = {
@@ -142,12 +142,15 @@ def load_playbooks(
 ) -> PlaybookSet:
     """Load every playbook file; a later file overrides an earlier one of the same name.
 
-    Raises :class:`ConfigError` naming the file and line of the first problem.
+    Raises :class:`ConfigError` naming the file and line of every problem.
     """
     found: dict[str, Playbook] = {}
+    problems: list[ConfigError] = []
     for path in _playbook_files(paths):
-        playbook = _load_one(path, known_providers)
-        found[playbook.name] = playbook
+        playbook = collect(problems, lambda path=path: _load_one(path, known_providers))
+        if playbook is not None:
+            found[playbook.name] = playbook
+    raise_if_any(problems)
     return PlaybookSet(found)
 
 

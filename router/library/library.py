@@ -28,7 +28,10 @@ class RunbookLibrary:
 
     @classmethod
     def load(cls, paths: list[Path], base_url: str | None = None) -> RunbookLibrary:
-        """Parse and index the runbooks under ``paths``; raises :class:`ConfigError`.
+        """Parse and index the runbooks under ``paths``.
+
+        A file that cannot be read (invalid front matter, say) is left out and reported in
+        :attr:`problems` with the others; a path that does not exist raises :class:`ConfigError`.
 
         Files are indexed by their path relative to the folder they were found in;
         with ``base_url`` set, links point at ``base_url/path#anchor``.
@@ -40,7 +43,12 @@ class RunbookLibrary:
             if found.path in files:
                 problems.append(_duplicate_file(found.source, files[found.path]))
                 continue
-            runbook = parse_runbook(md, read_text(found.source), found.path, found.source)
+            try:
+                text = read_text(found.source)
+                runbook = parse_runbook(md, text, found.path, found.source)
+            except ConfigError as exc:  # one broken file must not hide the others
+                problems.append(exc)
+                continue
             for section in runbook.sections():
                 section.base_url = base_url
             files[found.path] = runbook

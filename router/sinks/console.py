@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -18,7 +19,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from router.pipeline import Delivery
 from router.triage import TriageResult
 
-EXCERPT_LINES = 12
+EXCERPT_LINES = 12  # of a runbook section, unless its first commands need more
+MAX_EXCERPT_LINES = 40  # the most it grows to reach the end of the first code block
+FENCES = ("```", "~~~")
 
 
 class ConsoleSink:
@@ -48,7 +51,10 @@ class ConsoleSink:
         key = f"console:{result.alert.state_key}"
         return [Delivery(self.name, "print", key, {"text": self.render_text(result, key)})]
 
-    def render_text(self, result: TriageResult, key: str = "") -> str:
+    def render_text(
+        self, result: TriageResult, key: str = "", destinations: Sequence[str] = ()
+    ) -> str:
+        """One record; ``destinations`` (for ``triage``) says where the alert would go."""
         if self._template is None:
             record = (
                 {"key": key, **result.model_dump(mode="json")}
@@ -57,8 +63,15 @@ class ConsoleSink:
             )
             return json.dumps(record, separators=(",", ":"))
         findings = sorted(result.findings, key=lambda f: f.verdict is None)
-        excerpt = result.runbook.markdown.splitlines()[:EXCERPT_LINES] if result.runbook else []
-        text = self._template.render(r=result, findings=findings, excerpt_lines=excerpt).rstrip()
+        lines = result.runbook.markdown.splitlines() if result.runbook else []
+        shown = excerpt_length(lines)
+        text = self._template.render(
+            r=result,
+            findings=findings,
+            excerpt_lines=lines[:shown],
+            more_lines=len(lines) - shown,
+            destinations=destinations,
+        ).rstrip()
         return f"{text}\n    id: {key}" if key else text
 
     async def send(self, delivery: Delivery) -> dict[str, Any] | None:
@@ -80,6 +93,22 @@ class ConsoleSink:
 
     async def aclose(self) -> None:
         """Nothing to release: every line is flushed as it is written."""
+
+
+def excerpt_length(lines: Sequence[str]) -> int:
+    """How many lines of a runbook section to show: the first ``EXCERPT_LINES``, or up to
+    the end of its first code block (the first commands) when that is near enough; never
+    a cut inside a code block, never trailing blank lines."""
+    fences = [i for i, line in enumerate(lines) if line.lstrip().startswith(FENCES)]
+    end = min(len(lines), EXCERPT_LINES)
+    if len(fences) >= 2 and fences[1] < MAX_EXCERPT_LINES:
+        end = max(end, fences[1] + 1)
+    opened = [i for i in fences if i < end]
+    if len(opened) % 2:  # the cut is inside a code block: stop before it
+        end = opened[-1]
+    while end and not lines[end - 1].strip():
+        end -= 1
+    return end
 
 
 def _contains(path: Path, key: str) -> bool:

@@ -89,20 +89,7 @@ class SlackSink:
     # -- render (pure) -------------------------------------------------------------
 
     def channel(self, result: TriageResult) -> str:
-        """The rule's channel, else ``channel_template`` over the labels, else the default."""
-        if result.classification.routing.slack_channel:
-            return result.classification.routing.slack_channel
-        if self._channel_template is not None:
-            alert = result.alert
-            try:
-                chosen = self._channel_template.render(
-                    labels=alert.labels, annotations=alert.annotations, alertname=alert.alertname
-                ).strip()
-            except TemplateError:
-                chosen = ""
-            if chosen.lstrip("#"):
-                return chosen
-        return self.settings.default_channel
+        return slack_channel(self.settings, result, self._channel_template)
 
     def thread_key(self, result: TriageResult) -> str:
         if self.settings.message_per == "group" and result.group_key:
@@ -389,6 +376,24 @@ def _find(body: JSON, delivery: Delivery) -> JSON | None:
         if filename and any(f.get("name") == filename for f in message.get("files") or []):
             return message
     return None
+
+
+def slack_channel(settings: SlackSettings, result: TriageResult, template: Any = None) -> str:
+    """The rule's channel, else ``channel_template`` over the labels, else the default."""
+    if result.classification.routing.slack_channel:
+        return result.classification.routing.slack_channel
+    template = template or _compile(settings.channel_template)
+    if template is not None:
+        alert = result.alert
+        try:
+            chosen = template.render(
+                labels=alert.labels, annotations=alert.annotations, alertname=alert.alertname
+            ).strip()
+        except TemplateError:
+            chosen = ""
+        if chosen.lstrip("#"):
+            return chosen
+    return settings.default_channel
 
 
 def _compile(source: str | None) -> Any:

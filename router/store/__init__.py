@@ -12,6 +12,7 @@ import time
 
 from sqlalchemy import text
 
+from router.store.backlog import SinkBacklog, outbox_backlog
 from router.store.database import Database, StoreUnavailable, normalise_url
 from router.store.ingest import Ingest, IngestResult
 from router.store.jobs import Clock, Job, JobQueue
@@ -28,6 +29,7 @@ __all__ = [
     "Messages",
     "OutboxItem",
     "Recorded",
+    "SinkBacklog",
     "Store",
     "StoreUnavailable",
     "StoredState",
@@ -61,6 +63,9 @@ class Store(JobQueue):
 
     async def queue_depth(self) -> int:
         return await self.depth()
+
+    async def outbox_backlog(self) -> list[SinkBacklog]:
+        return await outbox_backlog(self.db, self.clock)
 
     async def close(self) -> None:
         await self.ingest.drain()

@@ -74,19 +74,24 @@ class Probes:
         return {str(name): bool(ok) for name, ok in results.items()}
 
     async def metrics_endpoint(self, request: Request) -> Response:
-        """The registry in Prometheus text format, with ``queue_depth`` refreshed first."""
-        await self._refresh_queue_depth()
+        """The registry in Prometheus text format, with the queue and outbox gauges refreshed
+        first."""
+        await self._refresh_store_gauges()
         body, content_type = self.metrics.render()
         return Response(body, media_type=content_type)
 
-    async def _refresh_queue_depth(self) -> None:
-        """Best effort: on failure or timeout the gauge keeps its last value."""
+    async def _refresh_store_gauges(self) -> None:
+        """Best effort: on failure or timeout the gauges keep their last values."""
         try:
-            depth = await asyncio.wait_for(self.store.queue_depth(), QUEUE_DEPTH_TIMEOUT)
+            depth, backlog = await asyncio.wait_for(
+                asyncio.gather(self.store.queue_depth(), self.store.outbox_backlog()),
+                QUEUE_DEPTH_TIMEOUT,
+            )
         except Exception as exc:
-            log.debug("queue depth unavailable for /metrics: %s", _reason(exc))
+            log.debug("queue depth or outbox backlog unavailable for /metrics: %s", _reason(exc))
             return
         self.metrics.queue_depth.set(depth)
+        self.metrics.set_outbox(backlog)
 
 
 def _reason(exc: BaseException) -> str:

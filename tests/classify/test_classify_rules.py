@@ -176,7 +176,7 @@ def test_empty_file_has_no_rules(tmp_path: Path) -> None:
         (
             "rules:\n  - name: a\n    matchers: ['a=b']\n    category: latency\n    colour: red\n",
             5,
-            "rules[0].colour: Extra inputs are not permitted",
+            "rules[0].colour: unknown key",
         ),
         (
             "rules:\n  - name: a\n    matchers: ['a=b']\n    category: latency\n"

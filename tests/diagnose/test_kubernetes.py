@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from router.alerts import Alert
 from router.config import KubernetesSettings
 from router.diagnose.base import AlertContext, Check, ProviderError
-from router.diagnose.kubernetes import KubernetesProvider
+from router.diagnose.kubernetes import _WORKLOADS, KubernetesProvider
 from router.triage import Classification
 from tests.harness import fake_kube as k
 
 NS = "shop"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -195,3 +198,42 @@ def test_not_configured_without_kubeconfig(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     assert KubernetesProvider.from_settings(KubernetesSettings()) is None
     assert KubernetesProvider.from_settings(KubernetesSettings(enabled=False)) is None
+
+
+def granted_by_rbac() -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) triples the ClusterRole in ``deploy/rbac.yaml`` grants."""
+    documents = yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text())
+    role = next(d for d in documents if d["kind"] == "ClusterRole")
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def rbac_request(path: str) -> tuple[str, str, str]:
+    """``/apis/apps/v1/namespaces/shop/statefulsets/db`` → ``("apps", "statefulsets", "get")``."""
+    parts = path.strip("/").split("/")
+    group = "" if parts[0] == "api" else parts[1]
+    plural, *rest = parts[parts.index("namespaces") + 2 :]
+    resource = f"{plural}/{rest[1]}" if len(rest) == 2 else plural
+    return group, resource, "get" if rest else "list"
+
+
+async def test_rbac_grants_every_read_the_provider_makes_and_nothing_that_writes(
+    provider, kube
+) -> None:
+    fake, _ = kube
+    workloads = [{"pod": "api-7abc-x1"}, {"selector": "app=api"}]
+    workloads += [{kind: "api"} for kind in _WORKLOADS]  # deployment, statefulset, daemonset
+    for kind in sorted(provider.kinds):
+        for params in workloads:
+            with contextlib.suppress(ProviderError):
+                await provider.run(check(kind, **params), context())
+    used = {rbac_request(path) for _, path, _ in fake.requests}
+    assert {resource for _, resource, _ in used} >= {"statefulsets", "daemonsets", "pods/log"}
+    granted = granted_by_rbac()
+    assert used <= granted, f"deploy/rbac.yaml lacks {sorted(used - granted)}"
+    assert {verb for _, _, verb in granted} <= {"get", "list", "watch"}

@@ -11,26 +11,26 @@ from router.yamlfile import ConfigError
 
 def test_invalid_front_matter_yaml_names_file_and_line(write, tmp_path: Path) -> None:
     path = write("bad.md", "---\ntitle: ok\nalerts: [A, B\nowner: x\n---\n# Bad\n")
-    with pytest.raises(ConfigError) as caught:
-        RunbookLibrary.load([tmp_path])
-    assert caught.value.path == str(path.resolve())
-    assert caught.value.line == 4
-    assert "invalid front matter YAML" in caught.value.message
+    write("good.md", "# Good\n\n## Slow requests\n")
+    library = RunbookLibrary.load([tmp_path])
+    (problem,) = library.problems  # reported with the others; the good file is still indexed
+    assert problem.path == str(path.resolve())
+    assert problem.line == 4
+    assert "invalid front matter YAML" in problem.message
+    assert [f.path for f in library.files()] == ["good.md"]
 
 
 def test_front_matter_of_the_wrong_type(write, tmp_path: Path) -> None:
     write("bad.md", "---\ntitle: ok\nalerts:\n  - A\n  - {name: B}\n---\n# Bad\n")
-    with pytest.raises(ConfigError) as caught:
-        RunbookLibrary.load([tmp_path])
-    assert caught.value.line == 5
-    assert "alerts[1]" in caught.value.message
+    (problem,) = RunbookLibrary.load([tmp_path]).problems
+    assert problem.line == 5
+    assert "alerts[1]" in problem.message
 
 
 def test_front_matter_that_is_not_a_mapping(write, tmp_path: Path) -> None:
     write("bad.md", "---\n- a\n- b\n---\n# Bad\n")
-    with pytest.raises(ConfigError, match="must be a YAML mapping") as caught:
-        RunbookLibrary.load([tmp_path])
-    assert caught.value.line == 2
+    (problem,) = RunbookLibrary.load([tmp_path]).problems
+    assert "must be a YAML mapping" in problem.message and problem.line == 2
 
 
 def test_front_matter_alert_lines(write, tmp_path: Path) -> None:
@@ -43,10 +43,9 @@ def test_front_matter_alert_lines(write, tmp_path: Path) -> None:
 
 def test_file_that_is_not_utf8(tmp_path: Path) -> None:
     (tmp_path / "bin.md").write_bytes(b"# Title\n\nline two\n\xff\xfe bad\n")
-    with pytest.raises(ConfigError) as caught:
-        RunbookLibrary.load([tmp_path])
-    assert caught.value.line == 4
-    assert "not valid UTF-8" in caught.value.message
+    (problem,) = RunbookLibrary.load([tmp_path]).problems
+    assert problem.line == 4
+    assert "not valid UTF-8" in problem.message
 
 
 def test_missing_path(tmp_path: Path) -> None:

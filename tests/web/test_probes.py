@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from router.config import Settings
 from router.metrics import Metrics
+from router.sinks import DeliveryError
 from router.store import Store, StoreUnavailable
+from router.web import create_app
+from router.worker import Workers
+from tests import factories
+from tests.test_worker import FAST, RecordingSink, ingest, pipeline_with, wait_for
 from tests.web.webhelpers import TOKEN, asgi_client, make_alert, make_payload
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -187,3 +194,40 @@ def test_metrics_have_their_own_registry():
         "queue_depth",
     ):
         assert hasattr(first, name)
+
+
+async def test_metrics_an_operator_expects(store: Store) -> None:
+    """Build info, process metrics, the outbox backlog and dead letters per sink, no _created."""
+    sink = RecordingSink(
+        [DeliveryError("channel_not_found", permanent=True), DeliveryError("429", retry_after=3600)]
+    )
+    metrics = Metrics(sinks=["recording", "slack"])
+    workers = Workers(store, pipeline_with([sink]), metrics, FAST)
+    await ingest(store, factories.alert("A"), factories.alert("B"))
+    workers.start()
+    try:
+        await wait_for(lambda: _counts(store, {"dead": 1, "pending": 1}))
+    finally:
+        await workers.stop()
+    async with asgi_client(create_app(Settings(), store, metrics)) as client:
+        await asyncio.sleep(0.05)  # the pending delivery has an age
+        text = (await client.get("/metrics")).text
+    values = samples(text)
+    p = "runbook_router_"
+    assert (
+        values[(p + "build_info", (("version", importlib.metadata.version("runbook-router")),))]
+        == 1
+    )
+    assert values[("process_resident_memory_bytes", ())] > 0
+    assert values[("process_open_fds", ())] > 0
+    assert ("process_cpu_seconds_total", ()) in values
+    assert values[(p + "outbox_pending", (("sink", "recording"),))] == 1
+    assert 0 < values[(p + "outbox_oldest_pending_age_seconds", (("sink", "recording"),))] < 60
+    assert values[(p + "outbox_dead_letters", (("sink", "recording"),))] == 1
+    assert values[(p + "outbox_pending", (("sink", "slack"),))] == 0  # configured, nothing waits
+    assert values[(p + "outbox_dead_letters", (("sink", "slack"),))] == 0
+    assert "_created" not in text
+
+
+async def _counts(store: Store, expected: dict[str, int]) -> bool:
+    return await store.outbox.counts() == expected
