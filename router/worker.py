@@ -66,7 +66,7 @@ class Turns:
 @dataclass
 class WorkerOptions:
     count: int = 4
-    lease_seconds: float = 15.0  # renewed every third of it while the work runs
+    lease_seconds: float = 15.0  # renewed every half of it while the work runs
     poll_seconds: float = 0.5
     max_attempts: int = 5
     shutdown_grace_seconds: float = 10.0

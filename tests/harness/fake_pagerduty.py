@@ -15,6 +15,7 @@ to trust.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import itertools
 import json
 import threading
@@ -102,7 +103,7 @@ class FakePagerDuty:
     incidents: list[Incident] = field(default_factory=list)
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     hanging: set[str] = field(default_factory=set)
-    late: dict[str, list[float]] = field(default_factory=dict)  # path → delays of next answers
+    late: dict[str, list[float]] = field(default_factory=dict)  # "POST /glob" → next delays
     hidden_lookups: int = 0  # new incidents stay invisible to this many lookups
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _hidden: dict[str, int] = field(default_factory=dict)  # incident id → lookups left
@@ -124,9 +125,10 @@ class FakePagerDuty:
     def hang(self, path: str) -> None:
         self.hanging.add(path)
 
-    def answer_late(self, path: str, seconds: float, times: int = 1) -> None:
-        """The next ``times`` requests to ``path`` take effect but are answered ``seconds`` late."""
-        self.late.setdefault(path, []).extend([seconds] * times)
+    def answer_late(self, request: str, seconds: float, times: int = 1) -> None:
+        """The next ``times`` requests matching ``request`` (``"POST /incidents/*/notes"``)
+        take effect but are answered ``seconds`` late."""
+        self.late.setdefault(request, []).extend([seconds] * times)
 
     def calls(self, method: str, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and r.path == path]
@@ -159,8 +161,10 @@ class FakePagerDuty:
             failure = self.failures[path].pop(0)
             return JSONResponse(failure.body, failure.status, headers=failure.headers)
         answer = self._route(request, path, body)
-        if self.late.get(path):
-            await asyncio.sleep(self.late[path].pop(0))
+        for pattern, delays in self.late.items():
+            if delays and fnmatch.fnmatchcase(f"{request.method} {path}", pattern):
+                await asyncio.sleep(delays.pop(0))
+                break
         return answer
 
     def _route(self, request: Request, path: str, body: Any) -> Response:
