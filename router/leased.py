@@ -127,12 +127,13 @@ class LeasedLoop(Generic[Item, Outcome]):
             return
         try:
             await self.work.record(self.owner, finished)
-        except StoreUnavailable as exc:
+        except Exception as exc:  # the loop must outlive any database trouble
             log.warning(
                 "cannot record %d %s, their leases will expire: %s",
                 len(finished),
                 self.work.name,
                 exc,
+                exc_info=not isinstance(exc, StoreUnavailable),
             )
 
     async def _renew(self) -> None:
@@ -140,8 +141,13 @@ class LeasedLoop(Generic[Item, Outcome]):
             await self.work.renew(
                 self.owner, list(self.running.values()), self.options.lease_seconds
             )
-        except StoreUnavailable as exc:
-            log.warning("cannot renew the leases of %s: %s", self.work.name, exc)
+        except Exception as exc:  # retried at the next heartbeat
+            log.warning(
+                "cannot renew the leases of %s: %s",
+                self.work.name,
+                exc,
+                exc_info=not isinstance(exc, StoreUnavailable),
+            )
 
     async def _give_back(self) -> None:
         """Shutdown: record what finished, cancel and release the rest (nothing is lost)."""

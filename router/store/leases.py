@@ -58,9 +58,11 @@ async def claim(
             earlier.c.state.in_((states.waiting, states.held)),
         )
         conditions.append(~blocked)
-    query = select(table.c.id, table.c.state).limit(limit)
+    # The conditions stay on the locked table itself: PostgreSQL re-checks them on a row
+    # another claimer committed meanwhile, and skips it (a subquery is not re-checked).
+    query = select(table.c.id, table.c.state).where(*conditions).limit(limit)
     if fair_by is None:
-        query = query.where(*conditions).order_by(table.c.id)
+        query = query.order_by(table.c.id)
     else:
         turns = _turns(table, conditions, fair_by)
         query = query.join(turns, turns.c.id == table.c.id).order_by(turns.c.turn, table.c.id)
