@@ -19,6 +19,7 @@ from router.config import load_settings
 from router.metrics import Metrics
 from router.pipeline import Delivery
 from router.service import build_pipeline, load_components
+from router.sinks import DeliveryError
 from router.sinks.console import ConsoleSink
 from router.sinks.pagerduty import PagerDutySink
 from router.sinks.slack import SlackSink
@@ -29,7 +30,7 @@ from tests.harness.fake_pagerduty import FakePagerDuty, FakePagerDutyServer
 from tests.harness.fake_slack import FakeSlack, FakeSlackServer
 from tests.harness.fake_slack import settings_for as slack_settings
 from tests.pg import fresh_database
-from tests.sinks.pagerduty.support import ROUTING_KEY
+from tests.sinks.pagerduty.support import ROUTING_KEY, by_action, triage
 from tests.sinks.pagerduty.support import settings_for as pagerduty_settings
 
 FAST = WorkerOptions(count=1, lease_seconds=4, poll_seconds=0.05, shutdown_grace_seconds=0.5)
@@ -275,3 +276,33 @@ async def test_a_big_group_does_not_starve_the_next_alert(store: Store, tmp_path
     lonely = next(i for i, line in enumerate(order) if "10ne1y0000000000" in line)
     assert len(order) == 301
     assert lonely < 10, f"the other group's alert was delivered {lonely}th"
+
+
+async def test_a_pagerduty_429_holds_the_events_api_for_every_delivery(
+    pagerduty: tuple[FakePagerDuty, FakePagerDutyServer], store: Store, tmp_path: Path
+) -> None:
+    fake, server = pagerduty
+    fake.fail("/v2/enqueue", 429, retry_after="5")
+    sink = PagerDutySink(pagerduty_settings(server, api_token=None), store)
+    try:
+        first = by_action(sink.render(triage()))["trigger"]
+        other = by_action(sink.render(triage(starts_at="2026-11-22T04:00:00Z")))["trigger"]
+        with pytest.raises(DeliveryError) as limited:
+            await sink.send(first)
+        assert limited.value.rate_limited and limited.value.retry_after == 5
+        with pytest.raises(DeliveryError) as held:
+            await sink.send(other)  # another delivery, same scope: not sent at all
+        assert held.value.retry_after is not None and 4 < held.value.retry_after <= 5
+        assert len(fake.calls("POST", "/v2/enqueue")) == 1
+        other_replica = await open_store(f"sqlite:///{tmp_path / 'router.db'}")
+        replica_sink = PagerDutySink(pagerduty_settings(server, api_token=None), other_replica)
+        try:
+            with pytest.raises(DeliveryError) as seen:
+                await replica_sink.send(other)  # it knows of the pause only from the database
+            assert seen.value.retry_after is not None and seen.value.retry_after > 4
+        finally:
+            await replica_sink.aclose()
+            await other_replica.close()
+        assert len(fake.calls("POST", "/v2/enqueue")) == 1
+    finally:
+        await sink.aclose()
