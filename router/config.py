@@ -76,7 +76,7 @@ class WorkerSettings(Section):
     """Background workers that claim alert jobs and deliveries."""
 
     count: int = Field(default=4, ge=1, le=64)
-    lease_seconds: float = Field(default=60.0, gt=0)
+    lease_seconds: float = Field(default=15.0, gt=0)  # renewed twice per lease while working
     poll_seconds: float = Field(default=0.5, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)

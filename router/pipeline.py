@@ -67,6 +67,7 @@ class Delivery:
     action: str
     key: str
     payload: dict[str, Any] = field(default_factory=dict)
+    queued_at: float | None = None  # set by the outbox: crash recovery looks no further back
 
 
 # A ``send`` response may list, under this key, key prefixes of the same alert's later

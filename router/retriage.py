@@ -2,8 +2,10 @@
 
 Requests come from Slack (``/triage <what>``, the "Re-run diagnostics" button) and from
 PagerDuty webhooks (``router.web``). The web layer resolves the alert (:func:`resolve`),
-then :meth:`Retriager.submit` records the request once per idempotency key and answers;
-the work runs in a background task the :class:`Retriager` tracks. It classifies and
+then :meth:`Retriager.submit` records the request once per idempotency key and answers.
+The :class:`Retriager` works through recorded requests in a leased loop
+(:mod:`router.leased`), like jobs and deliveries: a request whose process died is taken
+over by another replica (or the restarted process) when its lease runs out. It classifies and
 diagnoses the alert's latest stored state again (or, for a PagerDuty note, reuses
 findings younger than ``max_age``), stores the result and queues the deliveries — the
 ``response_url`` answer, a reply in the alert message's thread, an incident note — in
@@ -14,27 +16,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import socket
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from router.config import Settings
+from router.leased import LeasedLoop, LoopOptions
 from router.metrics import Metrics
 from router.pipeline import Delivery, Pipeline, Sink
 from router.render import pagerduty as pd_render
 from router.sinks.slack_message import SlackMessages, ephemeral
 from router.sinks.slack_response import NAME as RESPONSE
 from router.sinks.slack_response import SlackResponseSink
-from router.store import AlertSummary, Recorded, Store, StoredState, StoreUnavailable
+from router.store import AlertSummary, Recorded, Store, StoredState
 from router.store.jobs import Clock
 from router.store.lookup import Lookup
 from router.triage import TriageResult
 
 log = logging.getLogger("router.retriage")
 
-RESUME_SECONDS = 900.0  # unfinished requests younger than this are resumed at start-up
 _HEX = re.compile(r"[0-9a-f]{4,64}")
 _NUMBER = re.compile(r"#?([0-9]{1,12})")
 _CANDIDATES = 11
@@ -128,7 +133,9 @@ class ThreadedSink(Protocol):
 
 
 class Retriager:
-    """Runs re-triage requests in background tasks, and finishes or gives them back on close."""
+    """Works through recorded re-triage requests; finishes or gives them back on close."""
+
+    name = "re-triage requests"
 
     def __init__(
         self,
@@ -138,6 +145,8 @@ class Retriager:
         *,
         on_queued: Any = None,
         concurrency: int = 4,
+        lease_seconds: float = 15.0,
+        poll_seconds: float = 0.5,
         clock: Clock = time.time,
         metrics: Metrics | None = None,
     ) -> None:
@@ -145,8 +154,10 @@ class Retriager:
         self.metrics = metrics or Metrics()
         self.messages = SlackMessages(templates)
         self.on_queued = on_queued
-        self._limit = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}/retriage"
+        self.options = LoopOptions(concurrency, lease_seconds, poll_seconds)
+        self._loop: LeasedLoop[Recorded, None] | None = None
+        self._task: asyncio.Task[None] | None = None
 
     @classmethod
     def for_service(
@@ -164,22 +175,34 @@ class Retriager:
             settings.templates,
             on_queued=on_queued,
             concurrency=settings.worker.count,
+            lease_seconds=settings.worker.lease_seconds,
+            poll_seconds=settings.worker.poll_seconds,
             metrics=metrics,
         )
 
     @property
     def busy(self) -> int:
-        return len(self._tasks)
+        """Requests being worked on by this process."""
+        return len(self._loop.running) if self._loop is not None else 0
 
     async def start(self) -> None:
-        """Resume what a stopped process left unfinished; database trouble is only logged."""
-        try:
-            resumed = await self.resume()
-        except StoreUnavailable as exc:
-            log.warning("cannot resume unfinished re-triage requests: %s", exc)
-            return
-        if resumed:
-            log.info("resuming %d unfinished re-triage requests", resumed)
+        """Start working through requests, including those a stopped process left."""
+        self._loop = LeasedLoop(self, self.owner, self.options, asyncio.Event())
+        self._task = asyncio.create_task(self._loop(), name="router-retriage")
+
+    # -- the leased work (router.leased.Work) -----------------------------------------
+
+    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Recorded]:
+        return await self.store.retriages.claim(owner, limit, lease_seconds)
+
+    async def record(self, owner: str, finished: Sequence[tuple[Recorded, None]]) -> None:
+        """Nothing to do: a request records its own outcome with its deliveries."""
+
+    async def renew(self, owner: str, items: Sequence[Recorded], lease_seconds: float) -> None:
+        await self.store.retriages.renew(owner, items, lease_seconds)
+
+    async def release(self, owner: str, items: Sequence[Recorded]) -> None:
+        await self.store.retriages.release(owner, items)
 
     async def submit(self, request: Request, alert: AlertSummary, ack: str | None = None) -> bool:
         """Record the request (False: seen before) and start its work; ``ack`` goes out first."""
@@ -200,42 +223,34 @@ class Retriager:
             return False
         if queued:
             self._wake()
-        self._spawn(recorded)
+        if self._loop is not None:
+            self._loop.wake()
         return True
 
-    async def resume(self, within: float = RESUME_SECONDS) -> int:
-        """Start the requests a stopped process left unfinished (their answers are still due)."""
-        pending = await self.store.retriages.pending(self.clock() - within)
-        for recorded in pending:
-            self._spawn(recorded)
-        return len(pending)
-
     async def close(self, grace: float) -> None:
-        """Let running requests finish within ``grace`` seconds; cancel the rest (resumed later)."""
-        if not self._tasks:
+        """Let running requests finish within ``grace`` seconds; give back the rest."""
+        if self._loop is None or self._task is None:
             return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        self._loop.stopping.set()
+        self._loop.wake()
+        _, pending = await asyncio.wait({self._task}, timeout=grace)
         for task in pending:
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._loop = self._task = None
 
     def _count(self, request: Request, outcome: str) -> None:
         self.metrics.retriages.labels(source=request.source, outcome=outcome).inc()
-
-    def _spawn(self, recorded: Recorded) -> None:
-        task = asyncio.create_task(self._guarded(recorded), name=f"router-retriage-{recorded.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _wake(self) -> None:
         if self.on_queued is not None:
             self.on_queued()
 
-    async def _guarded(self, recorded: Recorded) -> None:
+    async def run(self, recorded: Recorded) -> None:
+        """Work on one request; a failure is recorded and told, never raised."""
         request = Request.from_json(recorded.request)
         try:
-            async with self._limit:
-                await self.run(recorded, request)
+            await self._rerun(recorded, request)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -243,7 +258,7 @@ class Retriager:
             shown = "an internal error (the router's log has the details)"
             await self._fail(recorded, request, f"{type(exc).__name__}: {exc}", shown)
 
-    async def run(self, recorded: Recorded, request: Request) -> None:
+    async def _rerun(self, recorded: Recorded, request: Request) -> None:
         """Triage the alert's latest state again (or reuse fresh findings), then deliver."""
         state = await self.store.lookup.latest_state(recorded.fingerprint)
         if state is None:

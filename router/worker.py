@@ -1,9 +1,14 @@
 """Background workers: triage jobs from the store, then deliver from the outbox.
 
-Both loops claim work under a lease, so several processes (replicas) can share
-one PostgreSQL database, and work held by a process that died is picked up
-again when its lease runs out. ``stop()`` stops claiming, lets in-flight work
-finish within a grace period and gives back what did not finish: nothing is lost.
+Both are :class:`router.leased.LeasedLoop`s: work is claimed under a lease that is
+renewed while it runs, so several processes (replicas) can share one PostgreSQL
+database, and work held by a process that died moves to another within a short
+lease. Each job and delivery is recorded as it finishes. ``stop()`` stops claiming,
+lets in-flight work finish within a grace period and gives back what did not
+finish: nothing is lost.
+
+A delivery whose outcome is unknown (the process died mid-call, the call timed
+out or was cut off, a 5xx) is looked for at the sink before it is sent again.
 """
 
 from __future__ import annotations
@@ -15,19 +20,23 @@ import os
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from router.leased import LeasedLoop, LoopOptions
 from router.metrics import Metrics
 from router.pipeline import Pipeline, Sink
 from router.sinks import DeliveryError
 from router.store import Job, OutboxItem, Store, StoreUnavailable
 from router.store.jobs import Finished
-from router.store.outbox import Settled
+from router.store.outbox import Outbox, Settled
 from router.triage import Finding, TriageResult
 
 log = logging.getLogger("router.worker")
+
+
+Backoff = Callable[[int], float]
+DELIVERY_BACKOFF_CAP = 60.0  # a sink that is back is found within a minute at most
 
 
 def backoff(attempt: int, base: float = 2.0, cap: float = 300.0) -> float:
@@ -57,12 +66,15 @@ class Turns:
 @dataclass
 class WorkerOptions:
     count: int = 4
-    lease_seconds: float = 60.0
+    lease_seconds: float = 15.0  # renewed every half of it while the work runs
     poll_seconds: float = 0.5
     max_attempts: int = 5
     shutdown_grace_seconds: float = 10.0
-    batch: int = 16  # jobs (or deliveries) one loop claims and records at once
+    batch: int = 16  # jobs (or deliveries) one loop keeps in flight
     delivery_max_age_seconds: float = 3600.0
+
+    def loop(self) -> LoopOptions:
+        return LoopOptions(self.batch, self.lease_seconds, self.poll_seconds)
 
 
 @dataclass
@@ -74,11 +86,11 @@ class Workers:
     metrics: Metrics
     options: WorkerOptions = field(default_factory=WorkerOptions)
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    clock: Callable[[], float] = time.time
+    backoff: Backoff = backoff
     _tasks: list[asyncio.Task] = field(default_factory=list, init=False)
+    _loops: list[LeasedLoop] = field(default_factory=list, init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
-    _new_jobs: asyncio.Event = field(default_factory=asyncio.Event, init=False)
-    _new_deliveries: asyncio.Event = field(default_factory=asyncio.Event, init=False)
-    _turns: Turns = field(default_factory=Turns, init=False)
 
     @property
     def running(self) -> bool:
@@ -89,15 +101,16 @@ class Workers:
         )
 
     def start(self) -> None:
-        sinks = {sink.name: sink for sink in self.pipeline.sinks}
+        jobs = Triages(self)
+        deliveries = Deliveries(self, {sink.name: sink for sink in self.pipeline.sinks})
         for index in range(self.options.count):
-            self._spawn(f"job-{index}", self._job_loop, f"{self.owner}/job-{index}")
-        self._spawn("outbox", self._outbox_loop, f"{self.owner}/outbox", sinks)
+            self._spawn(jobs, f"job-{index}")
+        self._spawn(deliveries, "outbox")
 
     def wake(self) -> None:
         """New work was stored: claim it now instead of at the next poll."""
-        self._new_jobs.set()
-        self._new_deliveries.set()
+        for loop in self._loops:
+            loop.wake()
 
     async def stop(self) -> None:
         """Stop claiming; wait for in-flight work, then cancel (it is released, not lost)."""
@@ -110,107 +123,79 @@ class Workers:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self._loops.clear()
 
-    def _spawn(self, name: str, loop: Callable[..., Awaitable[None]], *args: object) -> None:
-        self._tasks.append(asyncio.create_task(loop(*args), name=f"router-{name}"))
+    def _spawn(self, work: Triages | Deliveries, name: str) -> None:
+        loop: LeasedLoop = LeasedLoop(
+            work, f"{self.owner}/{name}", self.options.loop(), self._stopping
+        )
+        self._loops.append(loop)
+        self._tasks.append(asyncio.create_task(loop(), name=f"router-{name}"))
 
-    async def _idle(self, wakeup: asyncio.Event) -> None:
-        """Sleep until the next poll, a wake-up or shutdown."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wakeup.wait(), timeout=self.options.poll_seconds)
-        if not self._stopping.is_set():
-            wakeup.clear()
+    def deliveries_queued(self) -> None:
+        for loop in self._loops:
+            if isinstance(loop.work, Deliveries):
+                loop.wake()
 
-    async def _job_loop(self, owner: str) -> None:
-        """Keep up to ``batch`` triages in flight; record those that finish together.
 
-        A triage waiting on a hanging backend (up to the diagnostics deadline) holds
-        only its own slot: the others are recorded and delivered as they finish, and
-        new jobs are claimed into the free slots meanwhile.
-        """
-        running: dict[asyncio.Task[Finished | _Failed], tuple[Job, float]] = {}
-        try:
-            while running or not self._stopping.is_set():
-                room = self.options.batch - len(running)
-                if room > 0 and not self._stopping.is_set():
-                    for job in await self._claim(owner, room):
-                        running[asyncio.create_task(self._triage(job))] = (job, time.time())
-                if not running:
-                    await self._idle(self._new_jobs)
-                    continue
-                done = await self._next_finished(running)
-                if done:
-                    await self._record(
-                        [(task.result(), running.pop(task)[1]) for task in done], owner
-                    )
-        except asyncio.CancelledError:
-            for task in running:
-                task.cancel()
-            jobs = [job for job, _ in running.values()]
-            await asyncio.shield(asyncio.gather(*(self.store.release(j, owner) for j in jobs)))
-            raise
+@dataclass
+class Triages:
+    """Triage jobs as leased work: classify, diagnose, render; record with the deliveries."""
 
-    async def _claim(self, owner: str, room: int) -> list[Job]:
-        try:
-            jobs = await self.store.claim(owner, room, self.options.lease_seconds)
-        except Exception as exc:  # the loop must outlive any database trouble
-            log.warning(
-                "cannot claim jobs: %s", exc, exc_info=not isinstance(exc, StoreUnavailable)
-            )
-            return []
-        now = time.time()
+    workers: Workers
+    name: str = "triage jobs"
+    _turns: Turns = field(default_factory=Turns)
+
+    @property
+    def store(self) -> Store:
+        return self.workers.store
+
+    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Job]:
+        jobs = await self.store.claim(owner, limit, lease_seconds)
+        now = self.workers.clock()
         for job in jobs:
-            self.metrics.job_age.observe(max(0.0, now - job.received_at))
+            self.workers.metrics.job_age.observe(max(0.0, now - job.received_at))
         return jobs
 
-    async def _next_finished(
-        self, running: Mapping[asyncio.Task[Any], object]
-    ) -> set[asyncio.Task[Any]]:
-        """Wait for a triage to finish, a wake-up (new work) or the next poll."""
-        woken = asyncio.create_task(self._new_jobs.wait())
-        done, _ = await asyncio.wait(
-            [*running, woken],
-            timeout=self.options.poll_seconds,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        woken.cancel()
-        if self._new_jobs.is_set() and not self._stopping.is_set():
-            self._new_jobs.clear()
-        return {task for task in done if task in running}
+    async def renew(self, owner: str, items: Sequence[Job], lease_seconds: float) -> None:
+        await self.store.renew(owner, items, lease_seconds)
 
-    async def _record(self, outcomes: list[tuple[Finished | _Failed, float]], owner: str) -> None:
-        """Record finished triages (and their deliveries) in one transaction; retry failures."""
-        finished = [(o, started) for o, started in outcomes if isinstance(o, Finished)]
-        try:
-            recorded = await self.store.complete_many(owner, [o for o, _ in finished])
-        except StoreUnavailable as exc:
-            log.warning(
-                "cannot record %d triages, their leases will expire: %s", len(finished), exc
-            )
-            recorded = [False] * len(finished)
-        for (item, started), ok in zip(finished, recorded, strict=True):
-            self._count(item.job, "done" if ok else "lease_lost", started)
-        for outcome, started in outcomes:
-            if isinstance(outcome, _Failed):
-                state = await self._retry_job(outcome.job, owner, outcome.error)
-                self._count(outcome.job, state, started)
-        if any(recorded):
-            self._new_deliveries.set()
+    async def release(self, owner: str, items: Sequence[Job]) -> None:
+        await self.store.release(owner, items)
 
-    async def _triage(self, job: Job) -> Finished | _Failed:
+    async def run(self, job: Job) -> Finished | _Failed:
+        started = self.workers.clock()
+        pipeline = self.workers.pipeline
         try:
             async with self._turns():
-                result = self.pipeline.prepare(TriageResult.of(job))
-            result = await self.pipeline.diagnose(result)
+                result = pipeline.prepare(TriageResult.of(job))
+            result = await pipeline.diagnose(result)
             async with self._turns():
-                return Finished(job, result.model_dump_json(), self.pipeline.render(result))
+                return Finished(job, result.model_dump_json(), pipeline.render(result), started)
         except Exception as exc:
             log.exception("triage of %s failed", job.alert.alertname)
-            if job.attempts >= self.options.max_attempts:
-                return self._bare(job, exc)
-            return _Failed(job, exc)
+            if job.attempts >= self.workers.options.max_attempts:
+                return self._bare(job, exc, started)
+            return _Failed(job, exc, started)
 
-    def _bare(self, job: Job, exc: Exception) -> Finished | _Failed:
+    async def record(self, owner: str, finished: Sequence[tuple[Job, Finished | _Failed]]) -> None:
+        """Record finished triages (and their deliveries) in one transaction; retry failures."""
+        done = [o for _, o in finished if isinstance(o, Finished)]
+        try:
+            recorded = await self.store.complete_many(owner, done)
+        except StoreUnavailable as exc:
+            log.warning("cannot record %d triages, their leases will expire: %s", len(done), exc)
+            recorded = [False] * len(done)
+        for item, ok in zip(done, recorded, strict=True):
+            self._count(item.job, "done" if ok else "lease_lost", item.started)
+        for _, outcome in finished:
+            if isinstance(outcome, _Failed):
+                state = await self._retry(outcome.job, owner, outcome.error)
+                self._count(outcome.job, state, outcome.started)
+        if any(recorded):
+            self.workers.deliveries_queued()
+
+    def _bare(self, job: Job, exc: Exception, started: float) -> Finished | _Failed:
         """The last attempt failed too: deliver the alert as it came, never drop it."""
         reason = f"{type(exc).__name__}: {exc}"[:300]
         failed = Finding(
@@ -220,14 +205,16 @@ class Workers:
         )
         result = TriageResult.of(job).model_copy(update={"findings": [failed]})
         try:
-            return Finished(job, result.model_dump_json(), self.pipeline.render(result))
+            rendered = self.workers.pipeline.render(result)
         except Exception as render_exc:
             log.exception("cannot render %s even without triage", job.alert.alertname)
-            return _Failed(job, render_exc)
+            return _Failed(job, render_exc, started)
+        return Finished(job, result.model_dump_json(), rendered, started)
 
     def _count(self, job: Job, outcome: str, started: float) -> None:
-        self.metrics.job_duration.observe(time.time() - started)
-        self.metrics.jobs_processed.labels(outcome=outcome).inc()
+        metrics = self.workers.metrics
+        metrics.job_duration.observe(self.workers.clock() - started)
+        metrics.jobs_processed.labels(outcome=outcome).inc()
         if outcome == "done":
             log.info(
                 "triaged %s",
@@ -235,82 +222,130 @@ class Workers:
                 extra={"fingerprint": job.alert.fingerprint, "status": job.alert.status},
             )
 
-    async def _retry_job(self, job: Job, owner: str, exc: Exception) -> str:
+    async def _retry(self, job: Job, owner: str, exc: Exception) -> str:
         try:
             return await self.store.retry_later(
                 job,
                 owner,
                 f"{type(exc).__name__}: {exc}",
-                backoff(job.attempts),
-                self.options.max_attempts,
+                self.workers.backoff(job.attempts),
+                self.workers.options.max_attempts,
             )
         except StoreUnavailable:
             return "lease_expires"  # the lease runs out and another claim retries it
 
-    async def _outbox_loop(self, owner: str, sinks: dict[str, Sink]) -> None:
-        while not self._stopping.is_set():
-            try:
-                items = await self.store.outbox.claim(
-                    owner, self.options.batch, self.options.lease_seconds
-                )
-            except Exception as exc:  # the loop must outlive any database trouble
-                log.warning(
-                    "cannot claim deliveries: %s",
-                    exc,
-                    exc_info=not isinstance(exc, StoreUnavailable),
-                )
-                items = []
-            if not items:
-                await self._idle(self._new_deliveries)
-                continue
-            settled = await asyncio.gather(*(self._deliver(item, sinks) for item in items))
-            try:
-                await self.store.outbox.settle(owner, settled)
-            except StoreUnavailable as exc:
-                log.warning("cannot record %d deliveries: %s", len(settled), exc)
 
-    async def _deliver(self, item: OutboxItem, sinks: dict[str, Sink]) -> Settled:
+@dataclass
+class Deliveries:
+    """Outbox deliveries as leased work: look first when unsure, send, record each.
+
+    A success on a sink that was failing brings that sink's backed-off deliveries
+    forward, so recovery after an outage does not wait out long backoffs.
+    """
+
+    workers: Workers
+    sinks: dict[str, Sink]
+    name: str = "deliveries"
+    _failing: set[str] = field(default_factory=set)
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.workers.store.outbox
+
+    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        return await self.outbox.claim(owner, limit, lease_seconds)
+
+    async def renew(self, owner: str, items: Sequence[OutboxItem], lease_seconds: float) -> None:
+        await self.outbox.renew(owner, items, lease_seconds)
+
+    async def release(self, owner: str, items: Sequence[OutboxItem]) -> None:
+        await self.outbox.release(owner, items)
+
+    async def record(self, owner: str, finished: Sequence[tuple[OutboxItem, Settled]]) -> None:
+        await self.outbox.settle(owner, [settled for _, settled in finished])
+        for item, settled in finished:
+            sink = item.delivery.sink
+            if settled.values["state"] != "done" or sink not in self._failing:
+                continue
+            self._failing.discard(sink)
+            hastened = await self.outbox.hasten(sink)
+            if hastened:
+                log.info("%s is back: %d deliveries waiting to retry are due now", sink, hastened)
+                self.workers.deliveries_queued()
+
+    async def run(self, item: OutboxItem) -> Settled:
         delivery = item.delivery
-        sink = sinks.get(delivery.sink)
+        sink = self.sinks.get(delivery.sink)
         try:
             if sink is None:
                 raise DeliveryError(f"sink {delivery.sink!r} is not configured", permanent=True)
-            if item.interrupted and await sink.already_delivered(delivery):
+            if item.interrupted and await self._found(sink, item):
                 response = {"recovered": True}
             else:
                 response = await sink.send(delivery)
         except DeliveryError as exc:
-            return self._delivery_failed(item, exc)
+            return self._failed(item, exc)
         except Exception as exc:
             log.exception("delivery %s crashed", delivery.key)
-            return self._delivery_failed(item, DeliveryError(f"{type(exc).__name__}: {exc}"))
-        self.metrics.deliveries.labels(sink=delivery.sink, outcome="delivered").inc()
+            return self._failed(item, DeliveryError(f"{type(exc).__name__}: {exc}", unsure=True))
+        self.workers.metrics.deliveries.labels(sink=delivery.sink, outcome="delivered").inc()
         log.info(
             "delivered %s %s",
             delivery.sink,
             delivery.action,
             extra={"sink": delivery.sink, "action": delivery.action, "key": delivery.key},
         )
-        return self.store.outbox.delivered(item, response)
+        return self.outbox.delivered(item, response)
 
-    def _delivery_failed(self, item: OutboxItem, exc: DeliveryError) -> Settled:
-        sink, outbox = item.delivery.sink, self.store.outbox
-        too_old = time.time() - item.created_at > self.options.delivery_max_age_seconds
+    async def _found(self, sink: Sink, item: OutboxItem) -> bool:
+        """Whether an attempt of unknown outcome took effect.
+
+        A look-up that cannot work (say, no permission to read history) is not final
+        for the delivery: it is sent, as a possible duplicate beats a lost alert. A
+        transient look-up failure is retried, still unsure.
+        """
+        try:
+            found = await sink.already_delivered(item.delivery)
+        except DeliveryError as exc:
+            if not exc.permanent:
+                reason = f"look-up: {exc.reason}"
+                raise DeliveryError(reason, unsure=True, retry_after=exc.retry_after) from None
+            log.warning(
+                "cannot look up delivery %s (%s): sending it again", item.delivery.key, exc.reason
+            )
+            return False
+        log.info(
+            "look-up of %s: %s",
+            item.delivery.key,
+            "it was delivered" if found else "not delivered, sending",
+            extra={"key": item.delivery.key, "sink": item.delivery.sink},
+        )
+        return found
+
+    def _failed(self, item: OutboxItem, exc: DeliveryError) -> Settled:
+        sink, metrics, options = item.delivery.sink, self.workers.metrics, self.workers.options
+        too_old = self.workers.clock() - item.created_at > options.delivery_max_age_seconds
         if exc.permanent or too_old:
             reason = exc.reason if exc.permanent else f"gave up after {item.attempts} attempts"
-            self.metrics.deliveries.labels(sink=sink, outcome="failed").inc()
-            self.metrics.delivery_failures_permanent.labels(sink=sink, reason=reason[:60]).inc()
+            metrics.deliveries.labels(sink=sink, outcome="failed").inc()
+            metrics.delivery_failures_permanent.labels(sink=sink, reason=reason[:60]).inc()
             log.error("delivery %s failed for good: %s", item.delivery.key, exc.reason)
-            return outbox.dead(item, exc.reason)
-        delay = max(exc.retry_after or 0.0, backoff(item.attempts))
-        self.metrics.deliveries.labels(sink=sink, outcome="retry").inc()
+            return self.outbox.dead(item, exc.reason)
+        if exc.retry_after is None:  # a sink that is down, not one asking to wait
+            self._failing.add(sink)
+            delay = min(DELIVERY_BACKOFF_CAP, self.workers.backoff(item.attempts))
+        else:
+            delay = exc.retry_after
+        metrics.deliveries.labels(sink=sink, outcome="retry").inc()
         log.warning(
             "delivery %s will be retried in %.1fs: %s", item.delivery.key, delay, exc.reason
         )
-        return outbox.retry(item, time.time() + delay, exc.reason)
+        when = self.workers.clock() + delay
+        return self.outbox.retry(item, when, exc.reason, unsure=exc.unsure)
 
 
 @dataclass(frozen=True)
 class _Failed:
     job: Job
     error: Exception
+    started: float

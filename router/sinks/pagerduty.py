@@ -128,11 +128,34 @@ class PagerDutySink:
         incident = await self._incident(delivery.payload)
         if incident is None:
             return False
-        notes = await call(
-            "note lookup", self._redact, self._rest.rget, f"/incidents/{incident['id']}/notes"
+        notes = await self._call(
+            "rest", "note lookup", self._rest.rget, f"/incidents/{incident['id']}/notes"
         )
         marker = render.note_marker(delivery.key)
-        return any(marker in str(note.get("content", "")) for note in notes)
+        found = any(marker in str(note.get("content", "")) for note in notes)
+        log.info(
+            "look-up of %s in %d notes of incident %s: %s",
+            delivery.key,
+            len(notes),
+            incident["id"],
+            "found" if found else "not there",
+            extra={"key": delivery.key, "sink": self.name},
+        )
+        return found
+
+    async def _call(self, api: str, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """One client call, unless its API (``events`` or ``rest``) is paused by a 429."""
+        scope = f"pagerduty:{api}"
+        paused = await self.store.pauses.remaining(scope)
+        if paused > 0:
+            reason = f"PagerDuty {what}: rate limited ({paused:.1f} s to go)"
+            raise DeliveryError(reason, retry_after=paused)
+        try:
+            return await call(what, self._redact, fn, *args, **kwargs)
+        except DeliveryError as exc:
+            if exc.rate_limited and exc.retry_after is not None:
+                await self.store.pauses.hold(scope, exc.retry_after)
+            raise
 
     async def aclose(self) -> None:
         for client in [*self._events.values(), self._rest]:
@@ -150,9 +173,9 @@ class PagerDutySink:
             event = render.with_slack_link(event, await self._slack_permalink(payload["threads"]))
         client = self._events_client(routing)
         properties = {k: v for k, v in event.items() if k not in ("event_action", "dedup_key")}
-        sent = await call(
+        sent = await self._call(
+            "events",
             f"{action} event",
-            self._redact,
             client.send_event,
             action,
             dedup_key=dedup,
@@ -178,9 +201,9 @@ class PagerDutySink:
             raise _no_incident(payload, ref)
         permalink = await self._slack_permalink(payload["threads"])
         content = render.finish_note(payload["content"], delivery.key, permalink)
-        note = await call(
+        note = await self._call(
+            "rest",
             "note",
-            self._redact,
             self._rest.rpost,
             f"/incidents/{incident['id']}/notes",
             json={"content": content},
@@ -194,9 +217,9 @@ class PagerDutySink:
         """This alert state's incident, found by its incident key (the event's dedup_key)."""
         assert self._rest is not None
         dedup = payload["dedup_key"]
-        incidents = await call(
+        incidents = await self._call(
+            "rest",
             "incident lookup",
-            self._redact,
             self._rest.rget,
             "/incidents",
             params={"incident_key": dedup},

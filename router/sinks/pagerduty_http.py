@@ -117,32 +117,35 @@ def failure(
     detail = redact(_detail(response))
     reason = f"PagerDuty {what}: HTTP {status}" + (f": {detail}" if detail else "")
     if status == 429:
-        return DeliveryError(reason, retry_after=retry_after(response))
+        return DeliveryError(reason, retry_after=retry_after(response), rate_limited=True)
     if status == 404 and missing_is_late:
         return DeliveryError(reason, retry_after=INCIDENT_RETRY_SECONDS)
     if status in (401, 403):
         key = "routing key" if "enqueue" in str(response.request.url) else "API token"
         return DeliveryError(f"{reason} (check the {key})", permanent=True)
     if status == 408 or status >= 500:
-        return DeliveryError(reason)
+        return DeliveryError(reason, unsure=True)  # it may have been applied
     return DeliveryError(reason, permanent=True)
 
 
 def network_failure(what: str, exc: BaseException, redact: Callable[[str], str]) -> DeliveryError:
-    """A request that got no answer: always transient, with a reason naming the cause."""
+    """A request that got no answer: transient, ``unsure`` unless it never connected."""
     cause = _root(exc)
     if isinstance(cause, ssl.SSLCertVerificationError):
         reason = (
             f"PagerDuty {what}: the server's TLS certificate is not trusted "
             f"({cause.verify_message}); set pagerduty.ca_file to trust a private CA"
         )
-    elif isinstance(_transport(exc), httpx2.TimeoutException):
-        reason = f"PagerDuty {what}: timed out ({type(_transport(exc)).__name__})"
-    elif isinstance(_transport(exc), httpx2.ConnectError):
+        return DeliveryError(redact(reason))
+    transport = _transport(exc)
+    if isinstance(transport, httpx2.TimeoutException):
+        reason = f"PagerDuty {what}: timed out ({type(transport).__name__})"
+    elif isinstance(transport, httpx2.ConnectError):
         reason = f"PagerDuty {what}: cannot connect: {cause}"
     else:
         reason = f"PagerDuty {what}: {type(cause).__name__}: {cause}"
-    return DeliveryError(redact(reason))
+    never_sent = isinstance(transport, httpx2.ConnectError | httpx2.ConnectTimeout)
+    return DeliveryError(redact(reason), unsure=not never_sent)
 
 
 def retry_after(response: httpx2.Response) -> float:

@@ -44,7 +44,9 @@ log = logging.getLogger("router.sinks.slack")
 
 NAME = "slack"
 EVENT_TYPE = "runbook_router_alert"
-HISTORY_LIMIT = 100
+HISTORY_LIMIT = 200  # messages per page of a crash-recovery look-up
+HISTORY_PAGES = 50  # at most 10,000 messages back
+CLOCK_SKEW = 120.0  # between our clock and Slack's message timestamps
 STORM_EDIT_SECONDS = 5.0
 _REMEMBERED = 1024
 
@@ -73,7 +75,11 @@ class SlackSink:
         self.settings, self.store = settings, store
         self.redact = Redactor([token, *secrets])
         self.api = SlackApi(
-            token, base_url=settings.api_url, timeout=settings.timeout_seconds, redact=self.redact
+            token,
+            base_url=settings.api_url,
+            timeout=settings.timeout_seconds,
+            redact=self.redact,
+            pauses=store.pauses,
         )
         self.messages = SlackMessages(templates, per_group=settings.message_per == "group")
         self.limiter = RateLimiter(
@@ -179,6 +185,7 @@ class SlackSink:
         await self.limiter.acquire(payload["channel"])
         body = await self.api.call(
             "chat_postMessage",
+            channel_name=payload["channel"],
             channel=payload["channel"],
             unfurl_links=False,
             unfurl_media=False,
@@ -219,6 +226,7 @@ class SlackSink:
         await self.limiter.acquire(payload["channel"])
         body = await self.api.call(
             "chat_postMessage",
+            channel_name=payload["channel"],
             channel=ref["channel"],
             thread_ts=ref["ts"],
             unfurl_links=False,
@@ -259,6 +267,7 @@ class SlackSink:
                 await self.limiter.acquire(storm.channel)
                 body = await self.api.call(
                     "chat_postMessage",
+                    channel_name=storm.channel,
                     channel=storm.channel,
                     unfurl_links=False,
                     **self.messages.storm(storm),
@@ -316,33 +325,56 @@ class SlackSink:
     # -- crash recovery --------------------------------------------------------------
 
     async def already_delivered(self, delivery: Delivery) -> bool:
+        """Whether a post or reply of unknown outcome is in Slack, found by its metadata.
+
+        The search pages through the channel's history (or the thread) back to when the
+        delivery was queued, less ``CLOCK_SKEW``, however busy the channel has been since.
+        """
         payload = delivery.payload
         ref = await self.store.messages.get(payload["thread_key"], NAME)
         if delivery.action == "publish":
             if ref is not None:
                 return ref.get("posted_by") == payload["state_key"]  # else an update: redo it
             channel_id = await self.api.channel_id(payload["channel"])
-            body = await self.api.call(
-                "conversations_history",
-                channel=channel_id,
-                limit=HISTORY_LIMIT,
-                include_all_metadata=True,
-            )
-            found = _find(body, delivery)
+            found = await self._search(delivery, "conversations_history", channel=channel_id)
             if found is None:
                 return False
             await self._record(delivery, channel_id, found["ts"])
             return True
         if ref is None or ref.get("storm"):
             return False
-        body = await self.api.call(
-            "conversations_replies",
-            channel=ref["channel"],
-            ts=ref["ts"],
-            limit=HISTORY_LIMIT,
-            include_all_metadata=True,
+        found = await self._search(
+            delivery, "conversations_replies", channel=ref["channel"], ts=ref["ts"]
         )
-        return _find(body, delivery) is not None
+        return found is not None
+
+    async def _search(self, delivery: Delivery, method: str, **where: Any) -> JSON | None:
+        """Page through history (or replies) since the delivery was queued for its message."""
+        oldest = f"{max(0.0, (delivery.queued_at or 0.0) - CLOCK_SKEW):.6f}"
+        cursor, seen = None, 0
+        for _ in range(HISTORY_PAGES):
+            body = await self.api.call(
+                method,
+                limit=HISTORY_LIMIT,
+                oldest=oldest,
+                cursor=cursor,
+                include_all_metadata=True,
+                **where,
+            )
+            seen += len(body.get("messages") or [])
+            found = _find(body, delivery)
+            cursor = (body.get("response_metadata") or {}).get("next_cursor")
+            if found is not None or not (body.get("has_more") and cursor):
+                break
+        log.info(
+            "look-up of %s in %d messages since %s: %s",
+            delivery.key,
+            seen,
+            oldest,
+            f"found {found['ts']}" if found else "not there",
+            extra={"key": delivery.key, "sink": NAME},
+        )
+        return found
 
     def _lock(self, key: str) -> asyncio.Lock:
         """One lock per thread, alive while someone holds or awaits it."""

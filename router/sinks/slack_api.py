@@ -1,7 +1,11 @@
 """The Slack Web API as the sink uses it: slack-sdk's async client, errors as DeliveryError.
 
 The client's own retry handlers are off: the outbox retries, with backoff, and
-knows when to stop. Nothing raised or logged from here carries the bot token.
+knows when to stop. A 429 pauses its rate-limit scope (the method, and the channel
+for ``chat.postMessage``) in the store, so no delivery of any replica calls it again
+before ``Retry-After``. A failure after the request may have gone out (a timeout, a
+cut connection, a 5xx) is ``unsure``. Nothing raised or logged from here carries the
+bot token.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from router.sinks import DeliveryError
+from router.store.pauses import Pauses
 
 PERMANENT = frozenset(
     {
@@ -56,6 +61,7 @@ class SlackApi:
         base_url: str,
         timeout: float,
         redact: Callable[[str], str],
+        pauses: Pauses,
     ) -> None:
         self.client = AsyncWebClient(
             token=token,
@@ -65,20 +71,37 @@ class SlackApi:
         )
         self.timeout = timeout
         self.redact = redact
+        self.pauses = pauses
         self._channel_ids: dict[str, str] = {}
 
-    async def call(self, method: str, **arguments: Any) -> dict[str, Any]:
-        """Call ``chat_postMessage`` (etc.) with ``arguments``; map every failure."""
+    async def call(
+        self, method: str, *, channel_name: str | None = None, **arguments: Any
+    ) -> dict[str, Any]:
+        """Call ``chat_postMessage`` (etc.) with ``arguments``; map every failure.
+
+        ``channel_name``: the configured channel a post goes to, its rate-limit scope.
+        """
         name = method.replace("_", ".", 1)
+        scope = scope_of(name, channel_name)
+        paused = await self.pauses.remaining(scope)
+        if paused > 0:
+            raise DeliveryError(f"{name}: rate limited ({paused:.1f} s to go)", retry_after=paused)
         try:
             response = await getattr(self.client, method)(**arguments)
         except SlackApiError as exc:
-            raise api_error(name, exc.response.status_code, exc.response) from None
+            error = api_error(name, exc.response.status_code, exc.response)
+            if error.rate_limited and error.retry_after is not None:
+                await self.pauses.hold(scope, error.retry_after)
+            raise error from None
         except TimeoutError:
-            raise DeliveryError(f"{name}: no answer within {self.timeout:g} s") from None
-        except (aiohttp.ClientError, OSError) as exc:
+            reason = f"{name}: no answer within {self.timeout:g} s"
+            raise DeliveryError(reason, unsure=True) from None
+        except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
             reason = f"{name}: {type(exc).__name__}: {exc}"
             raise DeliveryError(self.redact(reason)) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            reason = f"{name}: {type(exc).__name__}: {exc}"
+            raise DeliveryError(self.redact(reason), unsure=True) from None
         except SlackClientError as exc:  # e.g. the upload URL refused the file
             raise DeliveryError(self.redact(f"{name}: {exc}")) from None
         return dict(response.data) if isinstance(response.data, dict) else {}
@@ -114,16 +137,25 @@ class SlackApi:
                 return
 
 
+def scope_of(name: str, channel_name: str | None) -> str:
+    """What Slack rate-limits together: the method; ``chat.postMessage`` per channel."""
+    if name == "chat.postMessage" and channel_name:
+        return f"slack:{name}:{channel_name.lstrip('#')}"
+    return f"slack:{name}"
+
+
 def api_error(name: str, status: int, response: Any) -> DeliveryError:
     """A failed call as a DeliveryError: the Slack error code, or the HTTP status."""
     data = response.data if isinstance(response.data, dict) else {}
     error = str(data.get("error") or "")
     if status == 429 or error == "ratelimited":
-        return DeliveryError(f"{name}: ratelimited", retry_after=_retry_after(response.headers))
+        wait = _retry_after(response.headers)
+        return DeliveryError(f"{name}: ratelimited", retry_after=wait, rate_limited=True)
     if status >= 500:
-        return DeliveryError(f"{name}: HTTP {status}" + (f" {error}" if error else ""))
+        reason = f"{name}: HTTP {status}" + (f" {error}" if error else "")
+        return DeliveryError(reason, unsure=True)
     if error in TRANSIENT:
-        return DeliveryError(f"{name}: {error}")
+        return DeliveryError(f"{name}: {error}", unsure=True)
     if error:
         return DeliveryError(error, permanent=True)
     return DeliveryError(f"{name}: HTTP {status}", permanent=400 <= status < 500)

@@ -3,7 +3,8 @@
 ``open_store(url)`` connects and migrates; the :class:`Store` it returns offers
 durable ingest and the job queue (``router.store.jobs``), the delivery
 outbox (``store.outbox``), where each alert's messages live (``store.messages``),
-look-ups of stored alerts (``store.lookup``) and re-triage requests (``store.retriages``).
+look-ups of stored alerts (``store.lookup``), re-triage requests (``store.retriages``)
+and rate-limit pauses shared by replicas (``store.pauses``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from router.store.jobs import Clock, Job, JobQueue
 from router.store.lookup import AlertSummary, Lookup, StoredState
 from router.store.messages import Messages
 from router.store.outbox import Outbox, OutboxItem
+from router.store.pauses import Pauses
 from router.store.retriages import Recorded, Retriages
 from router.store.schema import current_version, migrate
 
@@ -48,6 +50,7 @@ class Store(JobQueue):
         self.messages = Messages(db, clock)
         self.lookup = Lookup(db, clock)
         self.retriages = Retriages(db, clock)
+        self.pauses = Pauses(db, clock)
 
     @property
     def backend(self) -> str:

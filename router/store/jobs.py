@@ -44,6 +44,7 @@ class Finished:
     job: Job
     result_json: str
     deliveries: Sequence[Delivery]
+    started: float = 0.0  # when the triage began (for its duration metric)
 
 
 _FINISH = (
@@ -79,8 +80,19 @@ class JobQueue:
             limit=limit,
             lease_until=now + lease_seconds,
             now=now,
+            fair_by="group_key",
         )
         return [_job(row) for row, _ in claimed]
+
+    async def renew(self, owner: str, jobs: Sequence[Job], lease_seconds: float) -> None:
+        await leases.renew(
+            self.db,
+            alert_events,
+            held=_JOB_STATES.held,
+            owner=owner,
+            ids=[job.id for job in jobs],
+            lease_until=self.clock() + lease_seconds,
+        )
 
     async def complete(
         self, job: Job, owner: str, result_json: str, deliveries: Sequence[Delivery]
@@ -130,9 +142,10 @@ class JobQueue:
         )
         return state
 
-    async def release(self, job: Job, owner: str) -> None:
-        """Give an unfinished job back (graceful shutdown); the attempt does not count."""
-        await self._set(job, owner, state="pending", attempts=alert_events.c.attempts - 1)
+    async def release(self, owner: str, jobs: Sequence[Job]) -> None:
+        """Give unfinished jobs back (graceful shutdown); the attempt does not count."""
+        ids = [job.id for job in jobs]
+        await leases.release(self.db, alert_events, states=_JOB_STATES, owner=owner, ids=ids)
 
     async def _set(self, job: Job, owner: str, **values: object) -> None:
         async with self.db.write() as conn:
@@ -180,4 +193,5 @@ def _outbox_row(delivery: Delivery, job: Job, now: float) -> dict:
         "payload_json": json.dumps(delivery.payload, separators=(",", ":")),
         "next_attempt_at": now,
         "created_at": now,
+        "lane": delivery.payload.get("channel") or job.group_key,
     }

@@ -3,7 +3,11 @@
 A row is claimable when it is waiting and due, or when it is held under a lease
 that has run out (its holder died). Rows of one *group* (an alert, or an alert and
 a sink) are claimed in id order: a row waits while an earlier row of its group is
-unfinished. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets replicas claim side by side.
+unfinished. With ``fair_by``, rows are claimed round-robin over that column's values
+(the first due row of every channel or group, then the second, ...), so one big
+backlog never starves the others. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets
+replicas claim side by side. A holder renews its leases while it works
+(:func:`renew`), so a lease can be short and a dead holder's rows move quickly.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, and_, exists, or_, select, update
+from sqlalchemy import Column, Connection, Table, and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from router.store.database import Database
@@ -37,26 +41,32 @@ async def claim(
     limit: int,
     lease_until: float,
     now: float,
+    fair_by: str | None = None,
 ) -> list[tuple[Any, bool]]:
     """Lease up to ``limit`` rows; each comes back with whether its last holder died."""
-    earlier = aliased(table)
-    blocked = exists().where(
-        *(getattr(earlier.c, name) == getattr(table.c, name) for name in group_by),
-        earlier.c.id < table.c.id,
-        earlier.c.state.in_((states.waiting, states.held)),
-    )
     due: Column = table.c[due_column]
     runnable = or_(
         and_(table.c.state == states.waiting, due <= now),
         and_(table.c.state == states.held, table.c.lease_until < now),
     )
-    query = (
-        select(table.c.id, table.c.state)
-        .where(runnable, ~blocked)
-        .order_by(table.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=table)
-    )
+    conditions = [runnable]
+    if group_by:
+        earlier = aliased(table)
+        blocked = exists().where(
+            *(getattr(earlier.c, name) == getattr(table.c, name) for name in group_by),
+            earlier.c.id < table.c.id,
+            earlier.c.state.in_((states.waiting, states.held)),
+        )
+        conditions.append(~blocked)
+    # The conditions stay on the locked table itself: PostgreSQL re-checks them on a row
+    # another claimer committed meanwhile, and skips it (a subquery is not re-checked).
+    query = select(table.c.id, table.c.state).where(*conditions).limit(limit)
+    if fair_by is None:
+        query = query.order_by(table.c.id)
+    else:
+        turns = _turns(table, conditions, fair_by)
+        query = query.join(turns, turns.c.id == table.c.id).order_by(turns.c.turn, table.c.id)
+    query = query.with_for_update(skip_locked=True, of=table)
 
     def lease(conn: Connection) -> list[tuple[Any, bool]]:
         previous = {row.id: row.state for row in conn.execute(query)}
@@ -77,3 +87,60 @@ async def claim(
 
     claimed = await db.run_write(lease)
     return sorted(claimed, key=lambda pair: pair[0].id)
+
+
+def _turns(table: Table, conditions: list[Any], fair_by: str) -> Any:
+    """Each claimable row's turn within its ``fair_by`` value (1 for the first due row, ...).
+
+    A subquery, as PostgreSQL allows no window function next to ``FOR UPDATE``.
+    """
+    turn = func.row_number().over(partition_by=table.c[fair_by], order_by=table.c.id)
+    return select(table.c.id, turn.label("turn")).where(*conditions).subquery()
+
+
+async def renew(
+    db: Database, table: Table, *, held: str, owner: str, ids: Sequence[int], lease_until: float
+) -> set[int]:
+    """Extend the leases ``owner`` still holds on ``ids``; returns the ids it still holds."""
+    if not ids:
+        return set()
+
+    def extend(conn: Connection) -> set[int]:
+        rows = conn.execute(
+            update(table)
+            .where(table.c.id.in_(ids), table.c.lease_owner == owner, table.c.state == held)
+            .values(lease_until=lease_until)
+            .returning(table.c.id)
+        )
+        return set(rows.scalars())
+
+    return await db.run_write(extend)
+
+
+async def release(
+    db: Database,
+    table: Table,
+    *,
+    states: LeaseStates,
+    owner: str,
+    ids: Sequence[int],
+    **values: Any,
+) -> None:
+    """Give rows back unfinished (shutdown): waiting again, the attempt not counted."""
+    if not ids:
+        return
+
+    def give_back(conn: Connection) -> None:
+        conn.execute(
+            update(table)
+            .where(table.c.id.in_(ids), table.c.lease_owner == owner, table.c.state == states.held)
+            .values(
+                state=states.waiting,
+                lease_owner=None,
+                lease_until=None,
+                attempts=table.c.attempts - 1,
+                **values,
+            )
+        )
+
+    await db.run_write(give_back)

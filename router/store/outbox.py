@@ -3,7 +3,12 @@
 Rows are written in the transaction that finishes a triage (see ``JobQueue.complete``),
 keyed by an idempotency key so the same delivery is never queued twice. A row is
 not claimable while an earlier row of the same alert and sink is unfinished, so a
-resolve is never delivered before its trigger.
+resolve is never delivered before its trigger. Rows are claimed round-robin over their
+lane (the Slack channel, else the alert group), so one storm never starves the others.
+
+A delivery whose last attempt has an unknown outcome (its holder died, the call timed
+out or was cut off after the request went out) is claimed as ``interrupted``: the
+worker looks for it at the sink before sending it again.
 """
 
 from __future__ import annotations
@@ -65,8 +70,40 @@ class Outbox:
             limit=limit,
             lease_until=now + lease_seconds,
             now=now,
+            fair_by="lane",
         )
-        return [_item(row, interrupted) for row, interrupted in claimed]
+        return [_item(row, died or bool(row.unsure)) for row, died in claimed]
+
+    async def renew(self, owner: str, items: Sequence[OutboxItem], lease_seconds: float) -> None:
+        await leases.renew(
+            self.db,
+            outbox,
+            held=_STATES.held,
+            owner=owner,
+            ids=[item.id for item in items],
+            lease_until=self.clock() + lease_seconds,
+        )
+
+    async def release(self, owner: str, items: Sequence[OutboxItem]) -> None:
+        """Give back deliveries cut short by shutdown; a call may have gone out: look first."""
+        ids = [item.id for item in items]
+        await leases.release(self.db, outbox, states=_STATES, owner=owner, ids=ids, unsure=1)
+
+    async def hasten(self, sink: str) -> int:
+        """``sink`` is back: its deliveries waiting out a backoff are due now; returns how many."""
+        now = self.clock()
+        async with self.db.write() as conn:
+            done = await conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.sink == sink,
+                    outbox.c.state == "pending",
+                    outbox.c.next_attempt_at > now,
+                    outbox.c.last_error.is_not(None),
+                )
+                .values(next_attempt_at=now)
+            )
+        return int(done.rowcount or 0)
 
     async def done(self, item: OutboxItem, owner: str, response: dict[str, Any] | None) -> None:
         await self.settle(owner, [self.delivered(item, response)])
@@ -81,11 +118,18 @@ class Outbox:
         response = dict(response or {})
         settles = tuple(response.pop(SETTLES, ()))
         response_json = json.dumps(response) if response else None
-        values = {"state": "done", "done_at": self.clock(), "response_json": response_json}
+        values = {
+            "state": "done",
+            "done_at": self.clock(),
+            "response_json": response_json,
+            "unsure": 0,
+        }
         return Settled(item, values, settles)
 
-    def retry(self, item: OutboxItem, when: float, error: str) -> Settled:
-        return Settled(item, {"state": "pending", "next_attempt_at": when, "last_error": error})
+    def retry(self, item: OutboxItem, when: float, error: str, *, unsure: bool = False) -> Settled:
+        """Try again at ``when``; ``unsure``: the failed attempt may have taken effect."""
+        values = {"state": "pending", "next_attempt_at": when, "last_error": error}
+        return Settled(item, {**values, "unsure": int(unsure)})
 
     def dead(self, item: OutboxItem, error: str) -> Settled:
         return Settled(item, {"state": "dead", "done_at": self.clock(), "last_error": error})
@@ -135,7 +179,11 @@ def _item(row: Any, interrupted: bool) -> OutboxItem:
         event_id=row.event_id,
         fingerprint=row.fingerprint,
         delivery=Delivery(
-            sink=row.sink, action=row.action, key=row.key, payload=json.loads(row.payload_json)
+            sink=row.sink,
+            action=row.action,
+            key=row.key,
+            payload=json.loads(row.payload_json),
+            queued_at=row.created_at,
         ),
         attempts=row.attempts,
         created_at=row.created_at,

@@ -1,7 +1,9 @@
 """Re-triage requests: recorded once per idempotency key, finished with their deliveries.
 
 A request (a Slack command or button press, a PagerDuty webhook event) is recorded
-before it is acknowledged; a replay of the same key records nothing. Finishing it
+before it is acknowledged; a replay of the same key records nothing. Workers claim
+pending requests under a lease, like jobs and deliveries, so a request whose process
+died is picked up by another (or the restarted) one. Finishing it
 stores the fresh result and queues its deliveries in the outbox in one transaction,
 under keys derived from the request, so nothing is posted twice.
 """
@@ -17,6 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from router.pipeline import Delivery
+from router.store import leases
 from router.store.database import Database
 from router.store.jobs import Clock
 from router.store.schema import outbox, retriages
@@ -32,6 +35,9 @@ class Recorded:
     event_id: int
     request: dict[str, Any]
     created_at: float
+
+
+_STATES = leases.LeaseStates(waiting="pending", held="running")
 
 
 class Retriages:
@@ -90,25 +96,51 @@ class Retriages:
             await conn.execute(
                 update(retriages)
                 .where(retriages.c.id == recorded.id)
-                .values(state=state, finished_at=now, result_json=result_json, outcome=outcome)
+                .values(
+                    state=state,
+                    finished_at=now,
+                    result_json=result_json,
+                    outcome=outcome,
+                    lease_owner=None,
+                    lease_until=None,
+                )
             )
             await _queue(self.db, conn, deliveries, recorded.event_id, recorded.fingerprint, now)
 
-    async def pending(self, since: float) -> list[Recorded]:
-        """Requests recorded at or after ``since`` that never finished (their process stopped)."""
-        query = (
-            select(retriages)
-            .where(retriages.c.state == "pending", retriages.c.created_at >= since)
-            .order_by(retriages.c.id)
+    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Recorded]:
+        """Lease pending requests, and running ones whose holder died."""
+        now = self.clock()
+        claimed = await leases.claim(
+            self.db,
+            retriages,
+            states=_STATES,
+            due_column="created_at",
+            group_by=(),
+            owner=owner,
+            limit=limit,
+            lease_until=now + lease_seconds,
+            now=now,
         )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
         return [
             Recorded(
                 r.id, r.key, r.fingerprint, r.event_id, json.loads(r.request_json), r.created_at
             )
-            for r in rows
+            for r, _ in claimed
         ]
+
+    async def renew(self, owner: str, held: Sequence[Recorded], lease_seconds: float) -> None:
+        await leases.renew(
+            self.db,
+            retriages,
+            held=_STATES.held,
+            owner=owner,
+            ids=[r.id for r in held],
+            lease_until=self.clock() + lease_seconds,
+        )
+
+    async def release(self, owner: str, held: Sequence[Recorded]) -> None:
+        ids = [r.id for r in held]
+        await leases.release(self.db, retriages, states=_STATES, owner=owner, ids=ids)
 
     async def note_queued_since(self, event_id: int, since: float) -> bool:
         """Whether a PagerDuty note of this alert state was queued at or after ``since``."""
@@ -147,6 +179,7 @@ async def _queue(
             "payload_json": json.dumps(d.payload, separators=(",", ":")),
             "next_attempt_at": now,
             "created_at": now,
+            "lane": d.payload.get("channel") or fingerprint,
         }
         for d in deliveries
     ]

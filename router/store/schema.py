@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    inspect,
     select,
     text,
 )
@@ -108,6 +110,9 @@ outbox = Table(
     Column("done_at", Float),
     Column("last_error", Text),
     Column("response_json", Text),
+    # the last attempt's outcome is unknown (timed out, cut off, 5xx): look before sending
+    Column("unsure", Integer, nullable=False, server_default="0"),
+    Column("lane", Text),  # the channel (or group) a delivery goes to, for fair claiming
     Index("ix_outbox_claim", "state", "next_attempt_at"),
     Index("ix_outbox_order", "fingerprint", "sink", "id"),
 )
@@ -140,6 +145,9 @@ retriages = Table(
     Column("finished_at", Float),
     Column("result_json", Text),
     Column("outcome", Text),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", Text),
+    Column("lease_until", Float),
     Index("ix_retriages_fingerprint", "fingerprint", "event_id", "state"),
     Index("ix_retriages_state", "state", "created_at"),
 )
@@ -155,6 +163,14 @@ pagerduty_incidents = Table(
     Column("fingerprint", Text, nullable=False),
     Column("updated_at", Float, nullable=False),
     Index("ix_pagerduty_incidents_number", "number"),
+)
+
+# Rate-limit pauses (a 429's Retry-After) per scope, shared by every replica.
+pauses = Table(
+    "pauses",
+    metadata,
+    Column("scope", Text, primary_key=True),
+    Column("until", Float, nullable=False),
 )
 
 Migration = Callable[[AsyncConnection], Awaitable[None]]
@@ -180,8 +196,27 @@ async def _v3(conn: AsyncConnection) -> None:
     )
 
 
+async def _v4(conn: AsyncConnection) -> None:
+    """Unsure deliveries, fair lanes, leased re-triage requests, shared rate-limit pauses."""
+
+    def present(sync: Any, table: str) -> set[str]:
+        return {column["name"] for column in inspect(sync).get_columns(table)}
+
+    for table, column in [
+        ("outbox", "unsure INTEGER NOT NULL DEFAULT 0"),
+        ("outbox", "lane TEXT"),
+        ("retriages", "attempts INTEGER NOT NULL DEFAULT 0"),
+        ("retriages", "lease_owner TEXT"),
+        ("retriages", "lease_until FLOAT"),
+    ]:
+        # earlier migrations create tables from today's definitions: the column may be there
+        if column.split()[0] not in await conn.run_sync(present, table):
+            await conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+    await conn.run_sync(lambda sync: pauses.create(sync, checkfirst=True))
+
+
 # Append-only: version N is MIGRATIONS[N - 1]. Never edit a released migration.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -4,8 +4,9 @@ One server plays both APIs: the Events API v2 (``POST /v2/enqueue``, validated l
 PagerDuty does, creating and resolving incidents by ``dedup_key`` per service) and the
 part of REST API v2 the sink uses (``GET /incidents?incident_key=``, ``GET`` and
 ``POST /incidents/{id}/notes``, with token auth and the ``From`` header). It records
-every request, can fail the next N calls of a path or hang on one, and can hold new
-incidents back for a few lookups, as PagerDuty creates them asynchronously.
+every request (with when it arrived), can fail the next N calls of a path, hang on
+one, or answer late having done the work (:meth:`FakePagerDuty.answer_late`), and can
+hold new incidents back for a few lookups, as PagerDuty creates them asynchronously.
 
 TLS certificates come from ``trustme``: :attr:`FakePagerDutyServer.ca_file` is the CA
 to trust.
@@ -14,6 +15,7 @@ to trust.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import itertools
 import json
 import threading
@@ -44,6 +46,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -100,6 +103,7 @@ class FakePagerDuty:
     incidents: list[Incident] = field(default_factory=list)
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     hanging: set[str] = field(default_factory=set)
+    late: dict[str, list[float]] = field(default_factory=dict)  # "POST /glob" → next delays
     hidden_lookups: int = 0  # new incidents stay invisible to this many lookups
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _hidden: dict[str, int] = field(default_factory=dict)  # incident id → lookups left
@@ -120,6 +124,11 @@ class FakePagerDuty:
 
     def hang(self, path: str) -> None:
         self.hanging.add(path)
+
+    def answer_late(self, request: str, seconds: float, times: int = 1) -> None:
+        """The next ``times`` requests matching ``request`` (``"POST /incidents/*/notes"``)
+        take effect but are answered ``seconds`` late."""
+        self.late.setdefault(request, []).extend([seconds] * times)
 
     def calls(self, method: str, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and r.path == path]
@@ -151,7 +160,12 @@ class FakePagerDuty:
         if self.failures.get(path):
             failure = self.failures[path].pop(0)
             return JSONResponse(failure.body, failure.status, headers=failure.headers)
-        return self._route(request, path, body)
+        answer = self._route(request, path, body)
+        for pattern, delays in self.late.items():
+            if delays and fnmatch.fnmatchcase(f"{request.method} {path}", pattern):
+                await asyncio.sleep(delays.pop(0))
+                break
+        return answer
 
     def _route(self, request: Request, path: str, body: Any) -> Response:
         if path == "/v2/enqueue" and request.method == "POST":

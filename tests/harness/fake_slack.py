@@ -6,8 +6,11 @@ It implements the methods the Slack sink calls — ``chat.postMessage``,
 and ``auth.test`` — over in-memory channels and messages, the way Slack answers
 them (HTTP 200 with ``{"ok": false, "error": …}`` for API errors, 429 with
 ``Retry-After`` for rate limits), plus ``response_url``s for commands and buttons
-(:meth:`FakeSlack.response_url`). Every request is recorded with its parsed body.
-Tests can make the next calls of a method fail (HTTP status, Slack error, 429) or hang.
+(:meth:`FakeSlack.response_url`). Every request is recorded with its parsed body and
+when it arrived. History and replies page like Slack's (``limit``, ``oldest``,
+``cursor``, ``has_more``). Tests can make the next calls of a method fail (HTTP
+status, Slack error, 429), hang, or answer late and then do the work anyway
+(:meth:`FakeSlack.answer_late`), as Slack does when it is slow.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Call:
     http: str
     headers: dict[str, str]
     body: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -49,6 +53,7 @@ class Failure:
     error: str | None = None
     retry_after: float | None = None
     hang: bool = False
+    late: float = 0.0  # answer after this long, having done the work
 
 
 @dataclass
@@ -89,6 +94,10 @@ class FakeSlack:
         self.failures.setdefault(method, []).append(
             Failure(times, status, error, retry_after, hang)
         )
+
+    def answer_late(self, method: str, seconds: float, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` take effect, but are answered ``seconds`` late."""
+        self.failures.setdefault(method, []).append(Failure(times, late=seconds))
 
     def requests(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -132,6 +141,10 @@ class FakeSlack:
         body = await _body(request)
         self.calls.append(Call(method, request.method, dict(request.headers), body))
         failure = self._failure(method)
+        if failure is not None and failure.late:
+            answer = await self._answer(method, request, body)
+            await asyncio.sleep(failure.late)
+            return answer
         if failure is not None:
             if failure.hang:
                 await self._hang()
@@ -140,6 +153,9 @@ class FakeSlack:
             if failure.status >= 500 and failure.error is None:
                 return PlainTextResponse("upstream trouble", failure.status, headers=headers)
             return JSONResponse(content, failure.status, headers=headers)
+        return await self._answer(method, request, body)
+
+    async def _answer(self, method: str, request: Request, body: dict[str, Any]) -> Response:
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return _error(
                 "not_authed" if "authorization" not in request.headers else "invalid_auth"
@@ -217,10 +233,8 @@ class FakeSlack:
         channel = self.channels.get(str(body.get("channel", "")))
         if channel is None:
             return _error("channel_not_found")
-        limit = int(body.get("limit", 100))
         messages = [m for m in channel.messages if m.get("thread_ts", m["ts"]) == m["ts"]]
-        shown = [_shown(m, body) for m in reversed(messages)][:limit]
-        return _ok(messages=shown, has_more=len(messages) > limit)
+        return _page(list(reversed(messages)), body, 100)
 
     async def _conversations_replies(self, body: dict[str, Any]) -> Response:
         channel = self.channels.get(str(body.get("channel", "")))
@@ -230,8 +244,7 @@ class FakeSlack:
         thread = [m for m in channel.messages if m["ts"] == ts or m.get("thread_ts") == ts]
         if not thread:
             return _error("thread_not_found")
-        limit = int(body.get("limit", 1000))
-        return _ok(messages=[_shown(m, body) for m in thread][:limit], has_more=False)
+        return _page(thread, body, 1000)
 
     async def _conversations_list(self, body: dict[str, Any]) -> Response:
         listed = [{"id": c.id, "name": c.name, "is_channel": True} for c in self.channels.values()]
@@ -263,7 +276,8 @@ class FakeSlack:
         return _ok(files=shown)
 
     def _next_ts(self) -> str:
-        return f"1700000000.{next(self._ts):06d}"
+        """A timestamp like Slack's: the current time, made unique."""
+        return f"{int(time.time())}.{next(self._ts):06d}"
 
 
 def _fields(body: dict[str, Any]) -> dict[str, Any]:
@@ -273,6 +287,17 @@ def _fields(body: dict[str, Any]) -> dict[str, Any]:
             value = body[key]
             out[key] = json.loads(value) if isinstance(value, str) and key != "text" else value
     return out
+
+
+def _page(messages: list[dict[str, Any]], body: dict[str, Any], default: int) -> Response:
+    """One page of messages no older than ``oldest``, from ``cursor`` (an offset), like Slack."""
+    oldest = float(body.get("oldest") or 0)
+    kept = [m for m in messages if float(m["ts"]) >= oldest]
+    start, limit = int(body.get("cursor") or 0), int(body.get("limit") or default)
+    page = [_shown(m, body) for m in kept[start : start + limit]]
+    more = start + limit < len(kept)
+    cursor = str(start + limit) if more else ""
+    return _ok(messages=page, has_more=more, response_metadata={"next_cursor": cursor})
 
 
 def _shown(message: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:

@@ -103,11 +103,14 @@ class Rig:
         await self.settled()
 
     async def settled(self) -> None:
-        """Wait until the queue, the re-triage tasks and the outbox are all quiet."""
+        """Wait until the queue, the re-triage requests and the outbox are all quiet."""
 
         async def quiet() -> bool:
             # In this order: a finished re-triage or job has committed its deliveries.
-            if self.retriager.busy or await self.store.queue_depth():
+            requests = await self.store.retriages.rows()
+            if any(r["state"] in ("pending", "running") for r in requests):
+                return False
+            if await self.store.queue_depth():
                 return False
             counts = await self.store.outbox.counts()
             return not counts.get("pending", 0) + counts.get("sending", 0)
@@ -241,6 +244,7 @@ async def rig(
     )
     app = create_app(settings, store, metrics, on_ingest=workers.wake, retriager=retriager)
     workers.start()
+    await retriager.start()
     async with LiveServer(app) as live, httpx.AsyncClient(base_url=live.url, timeout=10) as http:
         yield Rig(store, fake_slack, pd_fake, diagnoser, workers, retriager, http)
         diagnoser.gate.set()

@@ -12,20 +12,20 @@ from tests.harness.fake_slack import FakeSlack
 from tests.retriage.conftest import CRASHLOOP, Rig, retriages_counted
 
 
-async def test_work_cut_short_by_shutdown_is_resumed(rig: Rig) -> None:
+async def test_work_cut_short_by_shutdown_is_taken_up_again(rig: Rig) -> None:
     await rig.fire(factories.alert("PodCrashLooping", labels=CRASHLOOP))
     rig.diagnoser.gate.clear()
     rig.diagnoser.started.clear()
     await rig.command("PodCrashLooping")
     await rig.diagnoser.started.wait()
-    await rig.retriager.close(grace=0)  # shutting down: the running request is cancelled
+    await rig.retriager.close(grace=0)  # shutting down: the running request is given back
     assert rig.retriager.busy == 0
     (row,) = await rig.store.retriages.rows()
-    assert row["state"] == "pending"
+    assert row["state"] == "pending" and row["lease_owner"] is None
     assert rig.slack.responses["cmd-1"] == []
 
     rig.diagnoser.gate.set()
-    assert await rig.retriager.resume() == 1  # as a restarted process does
+    await rig.retriager.start()  # as a restarted process does
     await rig.settled()
     (row,) = await rig.store.retriages.rows()
     assert row["state"] == "done"

@@ -70,7 +70,10 @@ async def test_ack_comes_before_slow_diagnostics_then_findings_land_everywhere(r
     await rig.diagnoser.started.wait()
     assert rig.slack.responses["cmd-1"] == []
     (row,) = await rig.store.retriages.rows()
-    assert (row["key"], row["state"]) == ("slack:1337.42.trigger1", "pending")
+    assert (row["key"], row["state"]) == (
+        "slack:1337.42.trigger1",
+        "running",
+    )  # claimed, under a lease
 
     rig.diagnoser.gate.set()
     await rig.settled()

@@ -143,8 +143,8 @@ async def test_records_are_idempotent_and_finish_with_their_deliveries(store: St
     )
     assert again is None
     assert [r["key"] for r in await store.outbox.rows()] == ["ack:1"]
-    assert [p.key for p in await store.retriages.pending(NOW - 1)] == ["slack:T1"]
-    assert await store.retriages.pending(NOW + 1) == []
+    assert [p.key for p in await store.retriages.claim("w1", 10, 20)] == ["slack:T1"]
+    assert await store.retriages.claim("w2", 10, 20) == []  # held under w1's lease
 
     state = await store.lookup.latest_state(alert.fingerprint)
     assert state is not None and state.last_run_at == NOW
@@ -161,7 +161,7 @@ async def test_records_are_idempotent_and_finish_with_their_deliveries(store: St
         TriageResult.model_validate_json(state.result_json or "").classification.category == "fresh"
     )
     assert await store.retriages.note_queued_since(alert.event_id, NOW + 30)
-    assert await store.retriages.pending(NOW - 1) == []
+    assert await store.retriages.claim("w2", 10, 20) == []  # finished, though w1's lease ran out
     rows = await store.outbox.rows()
     assert [(r["key"], r["event_id"], r["fingerprint"]) for r in rows] == [
         ("ack:1", alert.event_id, alert.fingerprint),

@@ -249,7 +249,7 @@ async def test_crash_between_post_and_record_is_recovered_from_metadata(
     assert await restarted.already_delivered(rest[-1]) is True  # found by its file name
     assert await restarted.already_delivered(rest[0]) is False
     history = fake.requests("conversations.history")[0].body
-    assert history["include_all_metadata"] == "1" and history["limit"] == "100"
+    assert history["include_all_metadata"] == "1" and history["limit"] == "200"
     await deliver(restarted, rest[:-1])
     assert len(top_posts(fake)) == 1
     assert len(fake.requests("files.completeUploadExternal")) == 1

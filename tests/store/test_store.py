@@ -115,7 +115,7 @@ async def test_retry_then_fail_after_max_attempts(store: Store, clock) -> None:
 async def test_release_returns_job_without_counting_attempt(store: Store) -> None:
     await store.ingest(*parse(factories.alert("A")))
     job = (await store.claim("w1", 1, 30))[0]
-    await store.release(job, "w1")
+    await store.release("w1", [job])
     again = (await store.claim("w2", 1, 30))[0]
     assert again.id == job.id and again.attempts == 1
 
