@@ -16,6 +16,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -25,7 +26,9 @@ from router.retriage import Request as Retriage
 from router.retriage import Resolved, Retriager, resolve
 from router.sinks.slack_message import RERUN_ACTION, ephemeral, hhmm
 from router.store import AlertSummary, Store, StoreUnavailable
+from router.web.bodies import SlackAction, SlackInteraction, invalid
 from router.web.errors import error_response, unavailable
+from router.web.jsonbody import BadJSON, parse_json
 from router.web.signatures import SlackSignature, read_body
 
 log = logging.getLogger("router.web.slack")
@@ -61,7 +64,7 @@ class SlackEndpoints:
         body = await self._verified(request)
         if isinstance(body, Response):
             return body
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        form = dict(parse_qsl(body.decode(), keep_blank_values=True))
         command = form.get("command") or "/triage"
         text = " ".join(form.get("text", "").split())
         try:
@@ -112,36 +115,42 @@ class SlackEndpoints:
         body = await self._verified(request)
         if isinstance(body, Response):
             return body
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        form = dict(parse_qsl(body.decode(), keep_blank_values=True))
         try:
-            payload = json.loads(form.get("payload") or "")
-        except ValueError:
-            return error_response(400, "malformed payload", "expected payload=<JSON>")
-        action = _rerun_action(payload)
-        if action is None:
+            data = parse_json(form.get("payload") or "")
+        except BadJSON as exc:
+            return error_response(
+                400, "malformed payload", {"expected": "payload=<JSON>", **exc.detail}
+            )
+        if not isinstance(data, dict) or data.get("type") != "block_actions":
             return Response(status_code=200)  # other interactions are not ours to answer
         try:
-            return await self._rerun(payload, str(action.get("value") or ""))
+            payload = SlackInteraction.model_validate(data)
+        except ValidationError as exc:
+            return invalid(exc)
+        action = next((a for a in payload.actions if a.action_id == RERUN_ACTION), None)
+        if action is None:
+            return Response(status_code=200)
+        try:
+            return await self._rerun(payload, action)
         except StoreUnavailable as exc:
             log.warning("re-run button: %s", exc)
             return _answer(UNAVAILABLE)
 
-    async def _rerun(self, payload: dict[str, Any], fingerprint: str) -> Response:
-        alert = await self.store.lookup.by_fingerprint(fingerprint)
+    async def _rerun(self, payload: SlackInteraction, action: SlackAction) -> Response:
+        alert = await self.store.lookup.by_fingerprint(action.value)
         if alert is None:
-            return _answer(f"Alert `{escape(fingerprint)}` is no longer known to the router.")
+            return _answer(f"Alert `{escape(action.value)}` is no longer known to the router.")
         if self.retriager is None:
             return _answer(":warning: Re-running diagnostics is not enabled on this router.")
-        user = payload.get("user") or {}
-        key = payload.get("trigger_id") or _digest(
-            {"user": user.get("id"), "ts": (payload.get("actions") or [{}])[0].get("action_ts")}
-        )
+        user = payload.user
+        key = payload.trigger_id or _digest({"user": user.id, "ts": action.action_ts})
         retriage = _request(
             key,
-            user.get("username") or user.get("name") or user.get("id"),
-            user.get("id"),
+            user.username or user.name or user.id,
+            user.id,
             "the Re-run diagnostics button",
-            payload.get("response_url"),
+            payload.response_url,
         )
         await self.retriager.submit(retriage, alert, ack=_acknowledgement(Resolved(alert)))
         return Response(status_code=200)
@@ -153,6 +162,11 @@ class SlackEndpoints:
         body = await read_body(request, self.max_body_bytes)
         if body is None:
             return error_response(413, "payload too large")
+        try:
+            body.decode()
+        except UnicodeDecodeError as exc:
+            detail = f"the body is not valid UTF-8 (byte {exc.start})"
+            return error_response(400, "malformed body", detail)
         if not self.signature.valid(body, request.headers):
             log.warning("Slack request with a missing, wrong or stale signature refused")
             return error_response(401, "unauthorized", "invalid or stale Slack signature")
@@ -172,13 +186,6 @@ def _request(
         mention=f"<@{user_id}>" if user_id else None,
         response_url=response_url or None,
     )
-
-
-def _rerun_action(payload: Any) -> dict[str, Any] | None:
-    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
-        return None
-    actions = payload.get("actions") or []
-    return next((a for a in actions if a.get("action_id") == RERUN_ACTION), None)
 
 
 def _answer(text: str) -> JSONResponse:
