@@ -24,6 +24,7 @@ from router.config import Settings
 from router.metrics import Metrics
 from router.pipeline import Delivery, Pipeline, Sink
 from router.render import pagerduty as pd_render
+from router.render.mrkdwn import Mrkdwn, escape
 from router.sinks.slack_message import SlackMessages, ephemeral
 from router.sinks.slack_response import NAME as RESPONSE
 from router.sinks.slack_response import SlackResponseSink
@@ -290,7 +291,7 @@ class Retriager:
         self._count(request, "failed")
         deliveries = []
         if request.response_url:
-            text = f":warning: Re-running diagnostics failed: {shown or reason}"
+            text = f":warning: Re-running diagnostics failed: {escape(shown or reason)}"
             message = {"response_url": request.response_url, "message": ephemeral(text)}
             key = f"{RESPONSE}:{request.key}:result"
             deliveries.append(Delivery(RESPONSE, "respond", key, message))
@@ -310,7 +311,7 @@ class Retriager:
     ) -> list[Delivery]:
         """Slack requests: the answer and thread replies; a note when there is an incident."""
         out: list[Delivery] = []
-        who = request.mention or request.requested_by
+        who = Mrkdwn(request.mention or escape(request.requested_by))
         if request.response_url:
             message = self.messages.retriage_response(result, who)
             payload = {"response_url": request.response_url, "message": message}

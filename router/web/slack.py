@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,6 +35,7 @@ from router.web.signatures import SlackSignature, read_body
 log = logging.getLogger("router.web.slack")
 
 LIST_LIMIT = 30
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
 HELP = """*{command}* runs classification and diagnostics again for an alert, now, and posts \
 the fresh findings here, in the alert's thread, and on its PagerDuty incident.
 • `{command} <fingerprint>` — or its first few characters
@@ -183,7 +185,7 @@ def _request(
         key=f"slack:{key}",
         source="slack",
         requested_by=f"{name or 'someone'} via {via}",
-        mention=f"<@{user_id}>" if user_id else None,
+        mention=f"<@{user_id}>" if user_id and _USER_ID.fullmatch(user_id) else None,
         response_url=response_url or None,
     )
 
