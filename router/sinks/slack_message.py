@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
@@ -21,6 +20,7 @@ from router.config import BUILTIN_TEMPLATES
 from router.render import slack_blocks as kit
 from router.render.graph import guess_unit
 from router.render.mrkdwn import Block, Mrkdwn, blocks, escape, fence
+from router.render.silence import silence_url
 from router.triage import Evidence, Finding, RunbookLink, TriageResult
 
 JSON = dict[str, Any]
@@ -298,7 +298,11 @@ def _buttons(result: TriageResult) -> list[JSON | None]:
         kit.link_button(":chart_with_upwards_trend: Graph", alert.generatorURL, "open_graph")
         if alert.generatorURL.startswith("http")
         else None,
-        kit.link_button(":no_bell: Silence", silence_url(result), "open_silence")
+        kit.link_button(
+            ":no_bell: Silence",
+            silence_url(result.external_url, alert.labels, kit.URL),
+            "open_silence",
+        )
         if result.external_url
         else None,
         kit.link_button(":bar_chart: Dashboard", dashboard, "open_dashboard")
@@ -308,24 +312,6 @@ def _buttons(result: TriageResult) -> list[JSON | None]:
             ":arrows_counterclockwise: Re-run diagnostics", RERUN_ACTION, alert.fingerprint
         ),
     ]
-
-
-def silence_url(result: TriageResult) -> str:
-    """Alertmanager's new-silence form, prefilled with the alert's labels (fewer if too long)."""
-    labels = result.alert.labels
-    names = sorted(labels, key=lambda k: (k != "alertname", k))
-    base = result.external_url.rstrip("/") + "/#/silences/new?filter="
-    while names:
-        matchers = ", ".join(f'{k}="{_quote_value(labels[k])}"' for k in names)
-        url = base + quote("{" + matchers + "}", safe="")
-        if len(url) <= kit.URL:
-            return url
-        names.pop()
-    return base + quote("{}", safe="")
-
-
-def _quote_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def storm_line(result: TriageResult) -> str:
