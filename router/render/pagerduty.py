@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.alerts import Alert
+from router.render.limits import shown
 from router.render.silence import MAX_URL, silence_url
 from router.triage import Evidence, Finding, RunbookLink, TriageResult
 
@@ -102,8 +103,8 @@ def custom_details(result: TriageResult) -> dict[str, Any]:
     """Labels, annotations, classification, findings and a runbook excerpt, all bounded."""
     c = result.classification
     details: dict[str, Any] = {
-        "labels": dict(result.alert.labels),
-        "annotations": dict(result.alert.annotations),
+        "labels": shown(result.alert.labels),
+        "annotations": shown(result.alert.annotations),
         "classification": {
             "category": c.category,
             "matched_by": c.matched_by,

@@ -16,6 +16,7 @@ from typing import Any, Literal, TextIO
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from router.pipeline import Delivery
+from router.render.limits import shown
 from router.triage import TriageResult
 
 EXCERPT_LINES = 12
@@ -58,7 +59,9 @@ class ConsoleSink:
             return json.dumps(record, separators=(",", ":"))
         findings = sorted(result.findings, key=lambda f: f.verdict is None)
         excerpt = result.runbook.markdown.splitlines()[:EXCERPT_LINES] if result.runbook else []
-        text = self._template.render(r=result, findings=findings, excerpt_lines=excerpt).rstrip()
+        text = self._template.render(
+            r=result, labels=shown(result.alert.labels), findings=findings, excerpt_lines=excerpt
+        ).rstrip()
         return f"{text}\n    id: {key}" if key else text
 
     async def send(self, delivery: Delivery) -> dict[str, Any] | None:
