@@ -94,7 +94,7 @@ def retriage_sinks(settings: Settings) -> list[Sink]:
     """The sink that answers Slack commands and buttons, when Slack's requests can be verified."""
     if settings.slack.signing_secret is None:
         return []
-    return [SlackResponseSink(settings.slack.timeout_seconds)]
+    return [SlackResponseSink(settings.slack.timeout_seconds, api_url=settings.slack.api_url)]
 
 
 # -- the request and its run ---------------------------------------------------------

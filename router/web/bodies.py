@@ -43,7 +43,7 @@ class SlackInteraction(_Body):
 
 
 class PagerDutyIncident(_Body):
-    id: str | None = None
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,64}$")  # it goes into URLs
     number: int | None = Field(default=None, ge=0, le=MAX_INCIDENT_NUMBER)
     incident_key: str | None = None
 

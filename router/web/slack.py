@@ -26,6 +26,7 @@ from router.render.mrkdwn import escape
 from router.retriage import Request as Retriage
 from router.retriage import Resolved, Retriager, resolve
 from router.sinks.slack_message import RERUN_ACTION, ephemeral, hhmm
+from router.sinks.slack_response import valid_response_url
 from router.store import AlertSummary, Store, StoreUnavailable
 from router.web.bodies import SlackAction, SlackInteraction, invalid
 from router.web.errors import error_response, unavailable
@@ -58,6 +59,7 @@ class SlackEndpoints:
     ) -> None:
         secret = settings.signing_secret
         self.signature = SlackSignature(secret.get_secret_value()) if secret else None
+        self.api_url = settings.api_url
         self.store = store
         self.retriager = retriager
         self.max_body_bytes = max_body_bytes
@@ -67,7 +69,7 @@ class SlackEndpoints:
         if isinstance(body, Response):
             return body
         form = dict(parse_qsl(body.decode(), keep_blank_values=True))
-        command = form.get("command") or "/triage"
+        command = escape(form.get("command") or "/triage")
         text = " ".join(form.get("text", "").split())
         try:
             return _answer(await self._command(form, command, text))
@@ -89,7 +91,7 @@ class SlackEndpoints:
             form.get("user_name") or form.get("user_id"),
             form.get("user_id"),
             command,
-            form.get("response_url"),
+            self._response_url(form.get("response_url")),
         )
         if self.retriager is None:
             return ":warning: Re-running diagnostics is not enabled on this router."
@@ -152,10 +154,17 @@ class SlackEndpoints:
             user.username or user.name or user.id,
             user.id,
             "the Re-run diagnostics button",
-            payload.response_url,
+            self._response_url(payload.response_url),
         )
         await self.retriager.submit(retriage, alert, ack=_acknowledgement(Resolved(alert)))
         return Response(status_code=200)
+
+    def _response_url(self, url: str | None) -> str | None:
+        """Slack's ``response_url``, or None (and a warning) when it is not Slack's."""
+        if url and not valid_response_url(url, self.api_url):
+            log.warning("response_url ignored: not an https URL of Slack's")
+            return None
+        return url or None
 
     async def _verified(self, request: Request) -> bytes | Response:
         """The raw body when it is signed by Slack, else the error response."""
@@ -208,7 +217,7 @@ def _acknowledgement(found: Resolved) -> str:
 
 
 def _not_found(found: Resolved, command: str) -> str:
-    text = f":grey_question: {found.problem}"
+    text = f":grey_question: {escape(found.problem or '')}"
     if found.others:
         text += f"\nCandidates: {_listed(found.others)}."
     return text + f"\n`{command} list` shows the firing alerts; `{command} help` explains."
