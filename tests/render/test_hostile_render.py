@@ -14,10 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.config import BUILTIN_TEMPLATES
+from router.config import BUILTIN_TEMPLATES, Settings
 from router.render import pagerduty as pd
 from router.render import slack_blocks as kit
 from router.render.limits import MAX_SHOWN
+from router.service import build_pipeline, load_components
 from router.sinks.console import ConsoleSink
 from router.sinks.slack_flow import Storm
 from router.sinks.slack_message import SlackMessages, hhmm
@@ -125,9 +126,15 @@ def test_times_are_shown_in_utc_whatever_the_offset() -> None:
     assert "firing since 07:58 UTC" in GROUPED.change_reply(result)["text"]
 
 
-def test_an_alert_with_5000_labels_renders_within_every_limit() -> None:
+async def test_an_alert_with_5000_labels_is_triaged_and_rendered_within_every_limit() -> None:
     labels = {f"label_{i:05d}": f"value-{i}-{'x' * 40}" for i in range(5000)}
-    result = triage_result(labels=labels, annotations={"summary": "wide", "big": "y" * 100_000})
+    wide = triage_result(labels=labels, annotations={"summary": "wide", "big": "y" * 100_000})
+    pipeline = build_pipeline(Settings(), load_components(Settings()), [])
+    result = await pipeline.triage(wide)
+    assert result.classification.reasons and result.runbook is not None
+    assert [f.title for f in result.findings] == [
+        "Not checked: Prometheus, Kubernetes API (not configured)"
+    ]
     message = MESSAGES.message(result)
     buttons = [
         e
