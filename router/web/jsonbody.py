@@ -2,9 +2,10 @@
 
 Every endpoint parses its JSON here, so each refuses the same hostile shapes with the
 same clear message instead of a 500: bytes that are not UTF-8, nesting deeper than
-:data:`MAX_DEPTH`, and numbers longer than Python converts. A lone surrogate escape
-(``"\\ud800"``, which no UTF-8 store can hold) is replaced by U+FFFD, as Go's encoder
-(Alertmanager's) does, so the request keeps its alerts.
+:data:`MAX_DEPTH`, and numbers longer than Python converts. The characters a store
+cannot hold, a lone surrogate escape (``"\\ud800"``: not UTF-8) and NUL (``"\\u0000"``:
+not PostgreSQL text), become U+FFFD, as Go's encoder (Alertmanager's) does with invalid
+UTF-8, so the request keeps its alerts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from typing import Any
 
 MAX_DEPTH = 32
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")
 
 
 class BadJSON(ValueError):
@@ -42,7 +43,7 @@ def parse_json(body: bytes | str) -> Any:
         raise BadJSON({"message": "a number has too many digits"}) from None
     if _depth(data) > MAX_DEPTH:
         raise BadJSON({"message": f"nested too deeply, the limit is {MAX_DEPTH} levels"})
-    return _storable(data) if _SURROGATE_ESCAPE.search(raw) else data
+    return _storable(data) if _UNSTORABLE_ESCAPE.search(raw) else data
 
 
 def _depth(data: Any) -> int:
@@ -60,9 +61,10 @@ def _depth(data: Any) -> int:
 
 
 def _storable(value: Any) -> Any:
-    """``value`` with every lone surrogate replaced by U+FFFD (the depth is already bounded)."""
+    """``value`` with lone surrogates and NUL replaced by U+FFFD (the depth is bounded)."""
     if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        text = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return text.replace("\x00", "\ufffd")
     if isinstance(value, list):
         return [_storable(v) for v in value]
     if isinstance(value, dict):

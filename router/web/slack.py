@@ -68,7 +68,7 @@ class SlackEndpoints:
         body = await self._verified(request)
         if isinstance(body, Response):
             return body
-        form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        form = _form(body)
         command = escape(form.get("command") or "/triage")
         text = " ".join(form.get("text", "").split())
         try:
@@ -119,7 +119,7 @@ class SlackEndpoints:
         body = await self._verified(request)
         if isinstance(body, Response):
             return body
-        form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        form = _form(body)
         try:
             data = parse_json(form.get("payload") or "")
         except BadJSON as exc:
@@ -197,6 +197,12 @@ def _request(
         mention=f"<@{user_id}>" if user_id and _USER_ID.fullmatch(user_id) else None,
         response_url=response_url or None,
     )
+
+
+def _form(body: bytes) -> dict[str, str]:
+    """The form's fields; NUL (which no store's text holds) becomes U+FFFD."""
+    fields = parse_qsl(body.decode(), keep_blank_values=True)
+    return {k: v.replace("\x00", "\ufffd") for k, v in fields}
 
 
 def _answer(text: str) -> JSONResponse:

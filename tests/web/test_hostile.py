@@ -8,6 +8,7 @@ bad request must never fail a good one sent at the same moment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,8 +23,9 @@ from router.alerts import WebhookPayload
 from router.config import PagerDutySettings, Settings, SlackSettings, WebhookSettings
 from router.metrics import Metrics
 from router.sinks.slack_response import valid_response_url
-from router.store import Store
+from router.store import Store, open_store
 from router.web import create_app
+from tests.pg import fresh_database
 from tests.retriage.conftest import PD_SECRET, SIGNING_SECRET, pagerduty_signature, slack_headers
 from tests.web.webhelpers import TOKEN, asgi_client, make_alert, make_payload
 
@@ -34,15 +36,30 @@ PROPERTY = settings(
 )
 
 
+CONFIG = Settings(
+    webhook=WebhookSettings(token=TOKEN),
+    slack=SlackSettings(signing_secret=SIGNING_SECRET),
+    pagerduty=PagerDutySettings(webhook_secret=PD_SECRET),
+)
+
+
 @pytest.fixture
 async def http(store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    config = Settings(
-        webhook=WebhookSettings(token=TOKEN),
-        slack=SlackSettings(signing_secret=SIGNING_SECRET),
-        pagerduty=PagerDutySettings(webhook_secret=PD_SECRET),
-    )
-    async with asgi_client(create_app(config, store, Metrics())) as client:
+    async with asgi_client(create_app(CONFIG, store, Metrics())) as client:
         yield client
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def any_store(request, tmp_path) -> AsyncIterator[Store]:
+    """The store on SQLite and on PostgreSQL (whose text cannot hold NUL)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'router.db'}"
+        else:
+            url = await stack.enter_async_context(fresh_database())
+        opened = await open_store(url)
+        stack.push_async_callback(opened.close)
+        yield opened
 
 
 async def alertmanager(http: httpx.AsyncClient, body: bytes) -> httpx.Response:
@@ -100,16 +117,20 @@ async def test_a_large_truncated_alerts_count_is_a_422(http: httpx.AsyncClient) 
     assert answer.json()["detail"][0]["field"] == "truncatedAlerts"
 
 
-async def test_a_lone_surrogate_is_replaced_and_fails_no_other_webhook(
-    http: httpx.AsyncClient, store: Store
+@pytest.mark.parametrize("escape", ["\\ud800", "\\u0000", "\\udfff\\ud800"])
+async def test_unstorable_characters_are_replaced_and_fail_no_other_webhook(
+    any_store: Store, escape: str
 ) -> None:
-    bad = json.dumps(make_payload()).replace('"team-a"', '"\\ud800"').encode()
+    bad = json.dumps(make_payload(make_alert("Bad", pod="p"))).replace('"p"', f'"{escape}"')
+    bad = bad.replace('"team-a"', f'"team{escape}"')
     good = [json.dumps(make_payload(make_alert(f"Good{i}"))).encode() for i in range(30)]
-    answers = await asyncio.gather(*(alertmanager(http, b) for b in [bad, *good]))
+    async with asgi_client(create_app(CONFIG, any_store, Metrics())) as http:
+        answers = await asyncio.gather(*(alertmanager(http, b) for b in [bad.encode(), *good]))
     assert [a.status_code for a in answers] == [202] * 31
     assert sum(a.json()["new"] for a in answers) == 31
-    stored = await store.lookup.by_fingerprint("fp-highlatency")
+    stored = await any_store.lookup.latest_state("fp-bad")
     assert stored is not None
+    assert "\ufffd" in stored.alert.labels["pod"] and stored.receiver.startswith("team\ufffd")
 
 
 async def test_one_unstorable_payload_in_a_batch_fails_alone(store: Store) -> None:
