@@ -7,6 +7,7 @@ project's own PromQL parser; each matcher must hold exactly the label's value (o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -15,11 +16,14 @@ from hypothesis import strategies as st
 
 from router.alerts import Alert
 from router.classify.promql import Call, VectorSelector, parse, walk
-from router.config import BUILTIN_PLAYBOOKS
+from router.config import BUILTIN_PLAYBOOKS, PrometheusSettings
 from router.diagnose import templating
+from router.diagnose.base import Check, ProviderError
 from router.diagnose.planning import plan, template_variables
 from router.diagnose.playbooks import load_playbooks
+from router.diagnose.prometheus import PrometheusProvider
 from router.triage import Classification, TriageResult
+from tests.diagnose.test_prometheus import Recorder, context
 
 PLAYBOOKS = load_playbooks([BUILTIN_PLAYBOOKS])
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -93,3 +97,32 @@ def test_any_text_round_trips_as_a_literal_regex(value: str) -> None:
     quoted = templating.promql_string(templating.regex_quote(value))
     (selector,) = selectors(f'up{{a=~"{quoted}"}}')
     assert selector.matchers[0].matches_value(value)
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    made = Recorder()
+    yield made
+    made.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("up" + " " * 70_000, "the query is 70,002 bytes, over 65,536"),
+        (
+            'up{a="' + "{" * 40_000 + '"}',
+            "the query cannot be sent: URL component 'query' too long",
+        ),
+    ],
+)
+async def test_a_query_too_long_to_send_is_refused_without_a_request(
+    recorder: Recorder, query: str, message: str
+) -> None:
+    provider = PrometheusProvider(PrometheusSettings(url=recorder.url))
+    try:
+        with pytest.raises(ProviderError, match=message):
+            await provider.run(Check("q", "prometheus", "query", "", {"query": query}), context())
+    finally:
+        await provider.close()
+    assert recorder.headers == []
