@@ -69,7 +69,7 @@ class SlackEndpoints:
         if isinstance(body, Response):
             return body
         form = _form(body)
-        command = escape(form.get("command") or "/triage")
+        command = form.get("command") or "/triage"
         text = " ".join(form.get("text", "").split())
         try:
             return _answer(await self._command(form, command, text))
@@ -80,7 +80,7 @@ class SlackEndpoints:
     async def _command(self, form: dict[str, str], command: str, text: str) -> str:
         word = text.lower()
         if word in ("", "help"):
-            return HELP.format(command=command)
+            return HELP.format(command=escape(command))
         if word == "list":
             return await self._list()
         found = await resolve(self.store.lookup, text)
@@ -226,6 +226,7 @@ def _not_found(found: Resolved, command: str) -> str:
     text = f":grey_question: {escape(found.problem or '')}"
     if found.others:
         text += f"\nCandidates: {_listed(found.others)}."
+    command = escape(command)
     return text + f"\n`{command} list` shows the firing alerts; `{command} help` explains."
 
 

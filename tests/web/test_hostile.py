@@ -203,11 +203,16 @@ async def test_a_signed_slack_body_that_is_not_utf8_says_so(http: httpx.AsyncCli
         }
 
 
-async def test_a_slash_command_with_a_control_sequence_is_escaped(http: httpx.AsyncClient) -> None:
-    body = b"command=%2Ftriage&text=" + quote("<!channel> x").encode()
+@pytest.mark.parametrize(
+    ("command", "text"), [("/triage", "<!channel> x"), ("<!here>", "help"), ("<!here>", "nope")]
+)
+async def test_what_a_slash_command_user_typed_is_escaped(
+    http: httpx.AsyncClient, command: str, text: str
+) -> None:
+    body = f"command={quote(command)}&text={quote(text)}".encode()
     answer = await slack(http, "/slack/commands", body)
     assert answer.status_code == 200
-    assert "<!channel>" not in answer.text
+    assert "<!" not in answer.json()["text"] and "&lt;!" in answer.json()["text"]
 
 
 @pytest.mark.parametrize(
