@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import JSONResponse
 
 from router.web.errors import error_response
 
@@ -60,7 +61,9 @@ class PagerDutyWebhookBody(_Body):
     event: PagerDutyEvent
 
 
-def invalid(exc: ValidationError, error: str = "invalid payload", status: int = 400) -> Any:
+def invalid(
+    exc: ValidationError, error: str = "invalid payload", status: int = 400
+) -> JSONResponse:
     """The error response naming each field that does not fit (at most :data:`MAX_DETAILS`)."""
     details = [
         {"field": field_path(e["loc"]), "message": e["msg"]} for e in exc.errors()[:MAX_DETAILS]
