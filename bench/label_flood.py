@@ -2,7 +2,8 @@
 
 A real router process (SQLite, the Slack sink posting to the test suite's fake Slack over
 real HTTP, no diagnostics backend) gets one
-webhook whose alert carries N extra labels (N = 10, 1,000, 5,000), while a client polls
+webhook whose alert carries N extra labels (N = 10, 1,000, 5,000), or an alert
+expression of the classifier's worst shape (2 KB and 100 KB), while a client polls
 ``GET /healthz`` every 5 ms. A request that waits is the event loop held by CPU work
 (parsing, storing, classifying, rendering): the longest ``/healthz`` answer while the
 alert is acknowledged and triaged is the stall. Baseline: the same polling with the
@@ -39,6 +40,11 @@ from tests.harness.fake_slack import FakeSlackServer
 from tests.procs import RouterProcess
 
 POLL_SECONDS = 0.005
+# Expressions of the classifier's worst shape (a long chain of binary operators).
+EXPRESSIONS = {
+    "expr 2 KB of `up + …`": ("up + " * 410)[:2040] + "up",
+    "expr 100 KB of `up + …`": "up + " * 20_000 + "up",
+}
 
 
 def poll(url: str, stop: threading.Event) -> list[float]:
@@ -69,12 +75,12 @@ def polled_while(url: str, work) -> tuple[list[float], float]:
     return result[0], elapsed
 
 
-def flood(url: str, slack: TimedSlack, labels: int, n: int) -> None:
+def flood(url: str, slack: TimedSlack, labels: int, n: int, expr: str = "up == 0") -> None:
     """Post one alert with ``labels`` extra labels; return once its Slack message arrived."""
     fingerprint = f"flood{n:011d}"
     extra = {f"label_{i:05d}": f"value-{i:05d}-{'x' * 40}" for i in range(labels)}
     body = payload(
-        [alert("LabelFlood", fingerprint, {"namespace": "shop", **extra}, "up == 0")], "flood"
+        [alert("LabelFlood", fingerprint, {"namespace": "shop", **extra}, expr)], "flood"
     )
     answer = httpx.post(
         f"{url}/alertmanager", content=body, headers={"content-type": "application/json"}
@@ -110,6 +116,11 @@ def main() -> None:
                     router.url, lambda labels=labels, n=n: flood(router.url, slack, labels, n)
                 )
                 report(f"{labels:,} labels", times, wall)
+            for n, (case, expr) in enumerate(EXPRESSIONS.items(), len(sizes)):
+                times, wall = polled_while(
+                    router.url, lambda n=n, expr=expr: flood(router.url, slack, 0, n, expr)
+                )
+                report(case, times, wall)
         finally:
             router.terminate()
             server.stop()
