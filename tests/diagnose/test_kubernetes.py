@@ -195,3 +195,22 @@ def test_not_configured_without_kubeconfig(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     assert KubernetesProvider.from_settings(KubernetesSettings()) is None
     assert KubernetesProvider.from_settings(KubernetesSettings(enabled=False)) is None
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"pod": "../secrets/db-creds"},
+        {"namespace": "shop/../kube-system", "pod": "api-7abc-x1"},
+        {"deployment": "api?watch=true"},
+        {"pod": "api-7abc-x1", "container": "api\n"},
+    ],
+)
+async def test_label_values_that_are_not_kubernetes_names_are_never_requested(
+    provider, kube, params
+) -> None:
+    fake, _ = kube
+    before = len(fake.requests)
+    with pytest.raises(ProviderError, match="is not a Kubernetes name"):
+        await provider.run(check("pods", **params), context())
+    assert len(fake.requests) == before
