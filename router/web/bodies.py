@@ -21,6 +21,17 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class SlackCommand(_Body):
+    """A slash command's form: every field is text, so any form fits."""
+
+    command: str = ""
+    text: str = ""
+    trigger_id: str | None = None
+    user_id: str | None = None
+    user_name: str | None = None
+    response_url: str | None = None
+
+
 class SlackUser(_Body):
     id: str | None = None
     username: str | None = None

@@ -28,7 +28,7 @@ from router.retriage import Resolved, Retriager, resolve
 from router.sinks.slack_message import RERUN_ACTION, ephemeral, hhmm
 from router.sinks.slack_response import valid_response_url
 from router.store import AlertSummary, Store, StoreUnavailable
-from router.web.bodies import SlackAction, SlackInteraction, invalid
+from router.web.bodies import SlackAction, SlackCommand, SlackInteraction, invalid
 from router.web.errors import error_response, unavailable
 from router.web.jsonbody import BadJSON, parse_json
 from router.web.signatures import SlackSignature, read_body
@@ -69,15 +69,16 @@ class SlackEndpoints:
         if isinstance(body, Response):
             return body
         form = _form(body)
-        command = form.get("command") or "/triage"
-        text = " ".join(form.get("text", "").split())
+        slash = SlackCommand.model_validate(form)
+        command = slash.command or "/triage"
+        text = " ".join(slash.text.split())
         try:
-            return _answer(await self._command(form, command, text))
+            return _answer(await self._command(slash, command, text, _digest(form)))
         except StoreUnavailable as exc:
             log.warning("%s %s: %s", command, text, exc)
             return _answer(UNAVAILABLE)
 
-    async def _command(self, form: dict[str, str], command: str, text: str) -> str:
+    async def _command(self, slash: SlackCommand, command: str, text: str, digest: str) -> str:
         word = text.lower()
         if word in ("", "help"):
             return HELP.format(command=escape(command))
@@ -87,11 +88,11 @@ class SlackEndpoints:
         if found.alert is None:
             return _not_found(found, command)
         retriage = _request(
-            form.get("trigger_id") or _digest(form),
-            form.get("user_name") or form.get("user_id"),
-            form.get("user_id"),
+            slash.trigger_id or digest,
+            slash.user_name or slash.user_id,
+            slash.user_id,
             command,
-            self._response_url(form.get("response_url")),
+            self._response_url(slash.response_url),
         )
         if self.retriager is None:
             return ":warning: Re-running diagnostics is not enabled on this router."
