@@ -20,12 +20,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from router.alerts import WebhookPayload
+from router.jsonbody import BadJSON, parse_json
 from router.metrics import Metrics
 from router.store import IngestResult, Store, StoreUnavailable
 from router.web.auth import WebhookAuth
 from router.web.bodies import invalid
 from router.web.errors import error_response, unavailable
-from router.web.jsonbody import BadJSON, parse_json
 
 log = logging.getLogger("router.web.alertmanager")
 

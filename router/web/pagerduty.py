@@ -18,12 +18,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from router.config import PagerDutySettings
+from router.jsonbody import BadJSON, parse_json
 from router.retriage import Request as Retriage
 from router.retriage import Retriager
 from router.store import Store, StoreUnavailable
 from router.web.bodies import PagerDutyEvent, PagerDutyIncident, PagerDutyWebhookBody, invalid
 from router.web.errors import error_response, unavailable
-from router.web.jsonbody import BadJSON, parse_json
 from router.web.signatures import PagerDutySignature, read_body
 
 log = logging.getLogger("router.web.pagerduty")

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from router.config import SlackSettings
+from router.jsonbody import BadJSON, parse_json
 from router.render.mrkdwn import escape
 from router.retriage import Request as Retriage
 from router.retriage import Resolved, Retriager, resolve
@@ -30,7 +31,6 @@ from router.sinks.slack_response import valid_response_url
 from router.store import AlertSummary, Store, StoreUnavailable
 from router.web.bodies import SlackAction, SlackCommand, SlackInteraction, invalid
 from router.web.errors import error_response, unavailable
-from router.web.jsonbody import BadJSON, parse_json
 from router.web.signatures import SlackSignature, read_body
 
 log = logging.getLogger("router.web.slack")

@@ -1,7 +1,7 @@
 """Parsing request bodies written by someone else: JSON that is valid, shallow and storable.
 
-Every endpoint parses its JSON here, so each refuses the same hostile shapes with the
-same clear message instead of a 500: bytes that are not UTF-8, nesting deeper than
+Every endpoint (and the CLI) parses its JSON here, so each refuses the same hostile
+shapes with the same clear message instead of a 500: bytes that are not UTF-8, nesting deeper than
 :data:`MAX_DEPTH`, and numbers longer than Python converts. The characters a store
 cannot hold, a lone surrogate escape (``"\\ud800"``: not UTF-8) and NUL (``"\\u0000"``:
 not PostgreSQL text), become U+FFFD, as Go's encoder (Alertmanager's) does with invalid
