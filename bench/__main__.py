@@ -27,6 +27,7 @@ if __name__ == "__main__":
     run("bench/end_to_end.py", *quick)
     run("bench/storm.py", *quick)
     run("bench/cost_growth.py", *quick)
+    run("bench/label_flood.py", *quick)
     for corpus in (HERE / "heldout_alerts.yaml", CORPUS):
         if corpus.exists():
             run("bench/classifier_accuracy.py", str(corpus), "--quiet")

@@ -82,7 +82,7 @@ class WebhookPayload(BaseModel):
 
     version: str = "4"
     groupKey: str
-    truncatedAlerts: int = 0
+    truncatedAlerts: int = Field(default=0, ge=0, le=2**31 - 1)
     status: Status
     receiver: str
     groupLabels: dict[str, str] = Field(default_factory=dict)

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from router import __version__
 from router.alerts import Alert, WebhookPayload
 from router.config import Settings, load_settings, unknown_variables
+from router.jsonbody import BadJSON, parse_json
 from router.yamlfile import ConfigError
 
 if TYPE_CHECKING:
@@ -233,19 +234,17 @@ def _read_payload(source: str) -> WebhookPayload | None:
         print(f"error: {name}: cannot read ({exc.strerror or exc})", file=sys.stderr)
         return None
     try:
-        return WebhookPayload.model_validate_json(raw)
+        return WebhookPayload.model_validate(parse_json(raw))
+    except BadJSON as exc:
+        where = exc.detail
+        at = f"line {where['line']}, column {where['column']}: " if "line" in where else ""
+        print(f"error: {name}: {at}invalid JSON: {exc}", file=sys.stderr)
     except ValidationError as exc:
-        print(f"error: {name}: {_describe(exc, raw)}", file=sys.stderr)
-        return None
+        print(f"error: {name}: {_describe(exc)}", file=sys.stderr)
+    return None
 
 
-def _describe(exc: ValidationError, raw: bytes) -> str:
-    first = exc.errors()[0]
-    if first["type"] == "json_invalid":
-        try:
-            json.loads(raw)
-        except json.JSONDecodeError as decode:
-            return f"line {decode.lineno}, column {decode.colno}: invalid JSON: {decode.msg}"
+def _describe(exc: ValidationError) -> str:
     fields = "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
         for e in exc.errors()[:5]

@@ -30,6 +30,7 @@ from router.leased import LeasedLoop, LoopOptions
 from router.metrics import Metrics
 from router.pipeline import Delivery, Pipeline, Sink
 from router.render import pagerduty as pd_render
+from router.render.mrkdwn import Mrkdwn, escape
 from router.sinks.slack_message import SlackMessages, ephemeral
 from router.sinks.slack_response import NAME as RESPONSE
 from router.sinks.slack_response import SlackResponseSink
@@ -98,7 +99,7 @@ def retriage_sinks(settings: Settings) -> list[Sink]:
     """The sink that answers Slack commands and buttons, when Slack's requests can be verified."""
     if settings.slack.signing_secret is None:
         return []
-    return [SlackResponseSink(settings.slack.timeout_seconds)]
+    return [SlackResponseSink(settings.slack.timeout_seconds, api_url=settings.slack.api_url)]
 
 
 # -- the request and its run ---------------------------------------------------------
@@ -305,7 +306,7 @@ class Retriager:
         self._count(request, "failed")
         deliveries = []
         if request.response_url:
-            text = f":warning: Re-running diagnostics failed: {shown or reason}"
+            text = f":warning: Re-running diagnostics failed: {escape(shown or reason)}"
             message = {"response_url": request.response_url, "message": ephemeral(text)}
             key = f"{RESPONSE}:{request.key}:result"
             deliveries.append(Delivery(RESPONSE, "respond", key, message))
@@ -325,7 +326,7 @@ class Retriager:
     ) -> list[Delivery]:
         """Slack requests: the answer and thread replies; a note when there is an incident."""
         out: list[Delivery] = []
-        who = request.mention or request.requested_by
+        who = Mrkdwn(request.mention or escape(request.requested_by))
         if request.response_url:
             message = self.messages.retriage_response(result, who)
             payload = {"response_url": request.response_url, "message": message}

@@ -131,6 +131,9 @@ def test_classify_reads_stdin() -> None:
         (b'{"version": "4",\n "alerts": [', "line 2, column"),
         (b'{"version": "4", "status": "firing"}', "alerts"),
         (b"[]", "not an Alertmanager webhook payload"),
+        (b"[" * 1000 + b"]" * 1000, "invalid JSON: nested too deeply"),
+        (b'{"version":"4","truncatedAlerts":' + b"9" * 5000 + b"}", "too many digits"),
+        (b'{"receiver": "\xff"}', "not valid UTF-8"),
     ],
 )
 def test_classify_rejects_bad_payloads(

@@ -21,6 +21,10 @@ from router.triage import (
     RunbookExcerpt,
 )
 
+# Scoring costs about 25 µs per character of PromQL and 1 µs per character of text: beyond
+# these, an alert is not scored on (the rest of) it, so a hostile alert stays cheap.
+MAX_EXPRESSION_CHARS = 2048
+MAX_TEXT_CHARS = 4096
 RUNBOOK_ANNOTATIONS = ("runbook_url", "runbook", "runbook_URL", "runbookUrl")
 
 
@@ -113,7 +117,9 @@ class EvidenceClassifier:
     def _from_evidence(self, alert: Alert, found: _Found) -> Classification:
         reasons = list(found.reasons)
         expr_signals: list[Signal] = []
-        if alert.expression:
+        if len(alert.expression or "") > MAX_EXPRESSION_CHARS:
+            reasons.append(f"expr: longer than {MAX_EXPRESSION_CHARS:,} characters, not scored")
+        elif alert.expression:
             expr_signals, notes = score_expression(alert.expression)
             reasons += notes + [s.reason for s in expr_signals]
             decision = decide(expr_signals)
@@ -121,7 +127,9 @@ class EvidenceClassifier:
                 return self._result(decision.category, "expression", reasons, found.runbook_ref)
         else:
             reasons.append("expr: the alert carries no expression")
-        name_signals = score_name(alert.alertname, alert.labels, alert.annotations)
+        name_signals = score_name(
+            _clipped(alert.alertname), _clip_all(alert.labels), _clip_all(alert.annotations)
+        )
         reasons += [s.reason for s in name_signals]
         decision = decide(expr_signals + name_signals)
         if decision.category is not None and name_signals:
@@ -158,3 +166,12 @@ def _runbook_url(alert: Alert) -> str | None:
     return next(
         (alert.annotations[k] for k in RUNBOOK_ANNOTATIONS if alert.annotations.get(k)), None
     )
+
+
+def _clipped(text: str) -> str:
+    return text[:MAX_TEXT_CHARS]
+
+
+def _clip_all(texts: dict[str, str]) -> dict[str, str]:
+    """Each value's first MAX_TEXT_CHARS characters: the words that matter come first."""
+    return {k: v[:MAX_TEXT_CHARS] for k, v in texts.items()}

@@ -9,6 +9,7 @@ Facts per check kind are documented in ``router.diagnose.kube_facts``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ NAME = "Kubernetes API"
 MAX_PODS = 50
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _WORKLOADS = {"deployment": Deployment, "statefulset": StatefulSet, "daemonset": DaemonSet}
+# Label values become API paths: each must be a Kubernetes name (RFC 1123), never "../x".
+_NAMED = ("namespace", "pod", "container", *_WORKLOADS)
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
 class KubernetesProvider:
@@ -70,6 +74,10 @@ class KubernetesProvider:
         namespace = check.params.get("namespace")
         if not namespace:
             raise ProviderError(f"{NAME}: no namespace")
+        for key in _NAMED:
+            value = str(check.params.get(key) or "")
+            if value and not _OBJECT_NAME.fullmatch(value):
+                raise ProviderError(f"{NAME}: {key} {value[:60]!r} is not a Kubernetes name")
         try:
             return await getattr(self, f"_{check.kind}")(check.params, namespace, context)
         except ApiError as exc:

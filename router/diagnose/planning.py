@@ -122,7 +122,7 @@ def _render(value: Any, variables: dict[str, Any]) -> Any:
     if isinstance(value, dict):
         return {k: _render(v, variables) for k, v in value.items()}
     if isinstance(value, Template):
-        return templating.render(value, variables)
+        return templating.render_param(value, variables)
     return value
 
 

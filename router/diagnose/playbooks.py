@@ -217,7 +217,7 @@ def _compile_param(value: Any, locator: Locator, loc: tuple[str | int, ...]) -> 
         return {k: _compile_param(v, locator, (*loc, k)) for k, v in value.items()}
     if not isinstance(value, str):
         return value
-    template = _compiled(templating.compile_template, value, locator, loc)
+    template = _compiled(templating.compile_param, value, locator, loc)
     _known_names(templating.names_in(value), TEMPLATE_VARIABLES | {"params"}, locator, loc)
     return template
 

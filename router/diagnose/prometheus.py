@@ -46,6 +46,7 @@ from router.redact import Redactor
 from router.triage import Evidence, Finding
 
 MAX_POINTS = 240
+MAX_QUERY_BYTES = 64 * 1024  # a longer query is not sent: no server takes such a URL
 NAME = "Prometheus"
 TREND_TOLERANCE = 0.2  # |last - first| below this share of (max - min) is "flat"
 _FLIPPED = {">": "<", "<": ">", ">=": "<=", "<=": ">=", "==": "==", "!=": "!="}
@@ -185,6 +186,9 @@ class PrometheusProvider:
     async def _get(
         self, path: str, params: dict[str, Any], context: AlertContext
     ) -> tuple[dict, list[str]]:
+        size = len(str(params.get("query", "")).encode())
+        if size > MAX_QUERY_BYTES:
+            raise ProviderError(f"{NAME}: the query is {size:,} bytes, over {MAX_QUERY_BYTES:,}")
         timeout = min(self.settings.timeout_seconds, context.remaining())
         if timeout <= 0:
             raise ProviderError(f"{NAME}: no time left before the alert's deadline")
@@ -194,6 +198,8 @@ class PrometheusProvider:
             raise ProviderError(f"{NAME}: timed out after {_seconds(timeout)} s") from None
         except httpx.HTTPError as exc:
             raise ProviderError(self.redact(f"{NAME}: {_reason(exc)}")) from None
+        except httpx.InvalidURL as exc:  # e.g. too long once encoded
+            raise ProviderError(f"{NAME}: the query cannot be sent: {exc}") from None
         return self._data(response)
 
     def _data(self, response: httpx.Response) -> tuple[dict, list[str]]:

@@ -5,6 +5,12 @@ immutable sandbox, and templates that reach for private attributes
 (``{{ ''.__class__ }}``) are refused when the playbook loads. A missing value is
 *chainable undefined*: ``pods.oom_killed`` is simply false when the ``pods``
 check was skipped or failed, never an error.
+
+Check parameters and ``vars`` are where label values meet PromQL, so there every
+``{{ … }}`` is escaped as the body of a PromQL string literal (:func:`promql_string`)
+unless it is an already rendered parameter or variable: ``namespace="{{ labels.namespace }}"``
+cannot be closed by a label value. Inside ``=~`` a value is also regex-quoted with
+``| regex`` (:func:`regex_quote`).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.environment import Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -24,6 +30,10 @@ class _Environment(ImmutableSandboxedEnvironment):
     provider that was down), not the dict method.
     """
 
+    def __init__(self, **options: Any) -> None:
+        super().__init__(undefined=ChainableUndefined, autoescape=False, **options)
+        self.filters["regex"] = regex_quote
+
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping) and isinstance(attribute, str):
             if attribute in obj:
@@ -32,7 +42,35 @@ class _Environment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
-_ENV = _Environment(undefined=ChainableUndefined, autoescape=False)
+_PROMQL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_REGEX_SPECIALS = frozenset("\\.+*?()|[]{}^$")  # Go's regexp.QuoteMeta
+
+
+class PromQLText(str):
+    """A rendered parameter or variable: already escaped, so interpolated as it is."""
+
+
+def promql_string(value: str) -> str:
+    """``value`` as the body of a double-quoted PromQL string literal."""
+    return value.translate(_PROMQL_ESCAPES)
+
+
+def regex_quote(value: Any) -> Any:
+    """``value`` matched literally by a PromQL (RE2) regex; undefined stays undefined."""
+    if isinstance(value, Undefined):
+        return value
+    return "".join("\\" + c if c in _REGEX_SPECIALS else c for c in str(value))
+
+
+def _escaped(value: Any) -> Any:
+    """Every parameter interpolation: escaped unless already rendered (or undefined)."""
+    if isinstance(value, PromQLText | Undefined):
+        return value
+    return PromQLText(promql_string(str(value)))
+
+
+_ENV = _Environment()
+_PARAMS_ENV = _Environment(finalize=_escaped)
 
 
 class TemplateError(ValueError):
@@ -47,6 +85,12 @@ def compile_template(source: str) -> Template:
     """Compile a ``{{ … }}`` template; raises :class:`TemplateError` for bad or unsafe ones."""
     _check_safe(_parse(source))
     return _ENV.from_string(source)
+
+
+def compile_param(source: str) -> Template:
+    """Compile a check parameter or playbook variable: every value is escaped for PromQL."""
+    _check_safe(_parse(source))
+    return _PARAMS_ENV.from_string(source)
 
 
 def compile_condition(source: str) -> Any:
@@ -85,6 +129,11 @@ def render(template: Template, variables: dict[str, Any]) -> str:
         return template.render(variables).strip()
     except Exception as exc:  # the sandbox raises SecurityError for unsafe access
         raise TemplateError(f"{type(exc).__name__}: {exc}") from None
+
+
+def render_param(template: Template, variables: dict[str, Any]) -> PromQLText:
+    """Render a parameter (see :func:`compile_param`); later ones interpolate it as it is."""
+    return PromQLText(render(template, variables))
 
 
 def evaluate(condition: Any, variables: dict[str, Any]) -> bool:

@@ -34,6 +34,10 @@ class Block:
     text: str
 
 
+class Mrkdwn(str):
+    """Text that already is mrkdwn (its data escaped): templates interpolate it as it is."""
+
+
 def escape(text: str) -> str:
     """Escape the three characters Slack treats as control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -7,11 +7,11 @@ and notes are kept well under the API's size limits).
 
 from __future__ import annotations
 
-import json
 from typing import Any
-from urllib.parse import quote
 
 from router.alerts import Alert
+from router.render.limits import shown
+from router.render.silence import MAX_URL, silence_url
 from router.triage import Evidence, Finding, RunbookLink, TriageResult
 
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -103,8 +103,8 @@ def custom_details(result: TriageResult) -> dict[str, Any]:
     """Labels, annotations, classification, findings and a runbook excerpt, all bounded."""
     c = result.classification
     details: dict[str, Any] = {
-        "labels": dict(result.alert.labels),
-        "annotations": dict(result.alert.annotations),
+        "labels": shown(result.alert.labels),
+        "annotations": shown(result.alert.annotations),
         "classification": {
             "category": c.category,
             "matched_by": c.matched_by,
@@ -137,7 +137,7 @@ def links(result: TriageResult) -> list[dict[str, str]]:
             found.append({"href": link.url, "text": f"Runbook: {link.title or link.url}"})
     if _web(result.alert.generatorURL):
         found.append({"href": result.alert.generatorURL, "text": "Prometheus graph"})
-    silence = silence_url(result)
+    silence = alertmanager_silence(result)
     if silence:
         found.append({"href": silence, "text": "Silence in Alertmanager"})
     return _unique(found)
@@ -160,14 +160,11 @@ def runbook_url(result: TriageResult) -> str | None:
     return _web(result.alert.annotations.get("runbook_url"))
 
 
-def silence_url(result: TriageResult) -> str | None:
+def alertmanager_silence(result: TriageResult) -> str | None:
     """Alertmanager's "new silence" page, pre-filled with the alert's labels."""
     if not _web(result.external_url):
         return None
-    matchers = ",".join(
-        f'{name}="{_escape(value)}"' for name, value in sorted(result.alert.labels.items())
-    )
-    return f"{result.external_url.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}')}"
+    return silence_url(result.external_url, result.alert.labels)
 
 
 def note_text(result: TriageResult) -> str:
@@ -278,15 +275,12 @@ def _ref(link: RunbookLink) -> str:
 
 
 def _web(url: str | None) -> str | None:
-    return url if url and url.startswith(("https://", "http://")) else None
+    web = url and url.startswith(("https://", "http://")) and len(url) <= MAX_URL
+    return url if web else None
 
 
 def _first(labels: dict[str, str], *names: str) -> str | None:
     return next((labels[n] for n in names if labels.get(n)), None)
-
-
-def _escape(value: str) -> str:
-    return json.dumps(value)[1:-1]
 
 
 def _unique(links: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -17,6 +17,7 @@ from typing import Any, Literal, TextIO
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from router.pipeline import Delivery
+from router.render.limits import shown
 from router.triage import TriageResult
 
 EXCERPT_LINES = 12  # of a runbook section, unless its first commands need more
@@ -64,12 +65,13 @@ class ConsoleSink:
             return json.dumps(record, separators=(",", ":"))
         findings = sorted(result.findings, key=lambda f: f.verdict is None)
         lines = result.runbook.markdown.splitlines() if result.runbook else []
-        shown = excerpt_length(lines)
+        length = excerpt_length(lines)
         text = self._template.render(
             r=result,
+            labels=shown(result.alert.labels),
             findings=findings,
-            excerpt_lines=lines[:shown],
-            more_lines=len(lines) - shown,
+            excerpt_lines=lines[:length],
+            more_lines=len(lines) - length,
             destinations=destinations,
         ).rstrip()
         return f"{text}\n    id: {key}" if key else text

@@ -99,6 +99,10 @@ async def call(
         raise network_failure(what, exc, redact) from None
     except httpx2.HTTPError as exc:
         raise network_failure(what, exc, redact) from None
+    except httpx2.InvalidURL as exc:  # too long, or a control character: it never will work
+        raise DeliveryError(
+            redact(f"PagerDuty {what}: invalid URL: {exc}"), permanent=True
+        ) from None
 
 
 def failure(

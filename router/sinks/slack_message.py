@@ -2,7 +2,9 @@
 
 Pure functions of the result and the templates (``templates/slack/*.j2``, which a
 user's ``templates`` folder may override file by file). Every builder stays within
-Slack's limits (``router.render.slack_blocks``).
+Slack's limits (``router.render.slack_blocks``). In ``*.mrkdwn`` templates every
+``{{ … }}`` is escaped (``&``, ``<``, ``>``), so no alert text can mention
+``<!channel>`` or forge a link; ``*.txt`` templates are plain text, never parsed.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
 from router.config import BUILTIN_TEMPLATES
 from router.render import slack_blocks as kit
 from router.render.graph import guess_unit
-from router.render.mrkdwn import Block, blocks, escape, fence
+from router.render.mrkdwn import Block, Mrkdwn, blocks, escape, fence
+from router.render.silence import silence_url
 from router.triage import Evidence, Finding, RunbookLink, TriageResult
 
 JSON = dict[str, Any]
@@ -45,7 +47,7 @@ _FINDING_EMOJI = {"critical": ":red_circle:", "warning": ":warning:", "ok": ":wh
 def hhmm(moment: datetime | float) -> str:
     if isinstance(moment, int | float):
         moment = datetime.fromtimestamp(moment, UTC)
-    return moment.strftime("%H:%M UTC")
+    return moment.astimezone(UTC).strftime("%H:%M UTC")
 
 
 def duration(result: TriageResult) -> str:
@@ -75,10 +77,11 @@ class SlackMessages:
     def __init__(self, templates: Path, *, per_group: bool = False) -> None:
         self.per_group = per_group
         loaders = [FileSystemLoader(str(templates)), FileSystemLoader(str(BUILTIN_TEMPLATES))]
-        self._env = Environment(
-            loader=ChoiceLoader(loaders), undefined=StrictUndefined, autoescape=False
-        )
-        self._env.filters.update(esc=escape, hhmm=hhmm)
+        options: JSON = {"loader": ChoiceLoader(loaders), "undefined": StrictUndefined}
+        self._plain = Environment(**options)
+        self._mrkdwn = Environment(**options, finalize=_escaped)
+        for env in (self._plain, self._mrkdwn):
+            env.filters.update(hhmm=hhmm)
 
     def text(self, name: str, result: TriageResult | None = None, **extra: Any) -> str:
         variables: JSON = dict(extra)
@@ -91,7 +94,8 @@ class SlackMessages:
                 duration=duration(result),
                 per_group=self.per_group,
             )
-        return self._env.get_template(f"slack/{name}.j2").render(**variables).strip()
+        env = self._mrkdwn if name.endswith(".mrkdwn") else self._plain
+        return env.get_template(f"slack/{name}.j2").render(**variables).strip()
 
     def message(self, result: TriageResult) -> JSON:
         """The alert's message: fallback text and one coloured attachment of blocks."""
@@ -106,7 +110,7 @@ class SlackMessages:
         ]
         buttons = kit.actions(_buttons(result), block_id="alert_actions")
         blocks_ = kit.fit([b for b in [*body, buttons] if b is not None])
-        fallback = kit.clip(self.text("fallback.txt", result), kit.FALLBACK_TEXT)
+        fallback = kit.clip(self.text("fallback.mrkdwn", result), kit.FALLBACK_TEXT)
         return {"text": fallback, "attachments": [{"color": color(result), "blocks": blocks_}]}
 
     def runbook_is_long(self, result: TriageResult) -> bool:
@@ -174,6 +178,11 @@ class SlackMessages:
             *(kit.section(p) for p in kit.split([Block("paragraph", t) for t in summary if t])),
             *why,
         ]
+
+
+def _escaped(value: Any) -> str:
+    """Every value a ``*.mrkdwn`` template interpolates, unless it already is mrkdwn."""
+    return value if isinstance(value, Mrkdwn) else escape(str(value))
 
 
 def ephemeral(message: JSON | str) -> JSON:
@@ -267,7 +276,9 @@ def _replies(parts: list[Block], title: str) -> list[JSON]:
     total = len(messages)
     return [
         {
-            "text": kit.clip(f"{title} ({n}/{total})" if total > 1 else title, kit.FALLBACK_TEXT),
+            "text": kit.clip(
+                escape(f"{title} ({n}/{total})" if total > 1 else title), kit.FALLBACK_TEXT
+            ),
             "blocks": [kit.section(piece) for piece in pieces],
         }
         for n, pieces in enumerate(messages, 1)
@@ -290,7 +301,11 @@ def _buttons(result: TriageResult) -> list[JSON | None]:
         kit.link_button(":chart_with_upwards_trend: Graph", alert.generatorURL, "open_graph")
         if alert.generatorURL.startswith("http")
         else None,
-        kit.link_button(":no_bell: Silence", silence_url(result), "open_silence")
+        kit.link_button(
+            ":no_bell: Silence",
+            silence_url(result.external_url, alert.labels, kit.URL),
+            "open_silence",
+        )
         if result.external_url
         else None,
         kit.link_button(":bar_chart: Dashboard", dashboard, "open_dashboard")
@@ -300,24 +315,6 @@ def _buttons(result: TriageResult) -> list[JSON | None]:
             ":arrows_counterclockwise: Re-run diagnostics", RERUN_ACTION, alert.fingerprint
         ),
     ]
-
-
-def silence_url(result: TriageResult) -> str:
-    """Alertmanager's new-silence form, prefilled with the alert's labels (fewer if too long)."""
-    labels = result.alert.labels
-    names = sorted(labels, key=lambda k: (k != "alertname", k))
-    base = result.external_url.rstrip("/") + "/#/silences/new?filter="
-    while names:
-        matchers = ", ".join(f'{k}="{_quote_value(labels[k])}"' for k in names)
-        url = base + quote("{" + matchers + "}", safe="")
-        if len(url) <= kit.URL:
-            return url
-        names.pop()
-    return base + quote("{}", safe="")
-
-
-def _quote_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def storm_line(result: TriageResult) -> str:

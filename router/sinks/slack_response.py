@@ -10,6 +10,7 @@ a permanent failure.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -18,6 +19,9 @@ from router.sinks import DeliveryError
 from router.triage import TriageResult
 
 NAME = "slack_response"
+SLACK_API_URL = "https://slack.com/api/"
+RESPONSE_HOST = "hooks.slack.com"
+MAX_RESPONSE_URL = 2000
 
 
 class SlackResponseSink:
@@ -25,7 +29,13 @@ class SlackResponseSink:
 
     name = NAME
 
-    def __init__(self, timeout: float = 10.0, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+        api_url: str = SLACK_API_URL,
+    ) -> None:
+        self.api_url = api_url
         self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
     def render(self, result: TriageResult) -> list[Delivery]:
@@ -33,10 +43,12 @@ class SlackResponseSink:
 
     async def send(self, delivery: Delivery) -> dict[str, Any] | None:
         url = str(delivery.payload.get("response_url") or "")
-        if not url.startswith(("https://", "http://")):
-            raise DeliveryError("no response_url to answer", permanent=True)
+        if not valid_response_url(url, self.api_url):
+            raise DeliveryError("no valid response_url to answer", permanent=True)
         try:
             response = await self._client.post(url, json=delivery.payload["message"])
+        except httpx.InvalidURL as exc:
+            raise DeliveryError(f"response_url: {exc}", permanent=True) from None
         except httpx.HTTPError as exc:
             raise DeliveryError(f"response_url: {type(exc).__name__}") from None
         if response.status_code == 429:
@@ -53,6 +65,20 @@ class SlackResponseSink:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def valid_response_url(url: str, api_url: str = SLACK_API_URL) -> bool:
+    """An https URL on Slack's hooks host, or on the host of the configured ``slack.api_url``.
+
+    Anything else (another host, a control character, an absurd length) is not Slack's,
+    and posting to it could never succeed, or worse, would post elsewhere.
+    """
+    if len(url) > MAX_RESPONSE_URL or not url.isprintable():
+        return False
+    target, api = urlsplit(url), urlsplit(api_url)
+    if target.scheme == "https" and target.hostname == RESPONSE_HOST:
+        return True
+    return (target.scheme, target.netloc) == (api.scheme, api.netloc) and bool(api.netloc)
 
 
 def _retry_after(response: httpx.Response) -> float:

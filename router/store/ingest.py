@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 
 from router.alerts import WebhookPayload
-from router.store.database import Database
+from router.store.database import Database, StoreUnavailable
 from router.store.schema import alert_events, alerts, payloads
 
 Clock = Callable[[], float]
@@ -65,16 +65,25 @@ class Ingest:
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             try:
-                results = await self._write(batch)
-            except BaseException as exc:  # every request of the batch learns why
+                await self._commit(batch)
+            except Exception:  # one request's data: write each alone, so only it fails
                 for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for pending, result in zip(batch, results, strict=True):
-                pending.done.set_result(result)
+                    await self._commit([pending])
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        """Write ``batch``; a data error shared by several requests is raised to split it."""
+        try:
+            results = await self._write(batch)
+        except Exception as exc:
+            if len(batch) > 1 and not isinstance(exc, StoreUnavailable):
+                raise
+            _fail(batch, exc)
+            return
+        except BaseException as exc:
+            _fail(batch, exc)
+            raise
+        for pending, result in zip(batch, results, strict=True):
+            pending.done.set_result(result)
 
     async def _write(self, batch: list[_Pending]) -> list[IngestResult]:
         now = self.clock()
@@ -136,6 +145,13 @@ class Ingest:
             where=alerts.c.last_event_id < stmt.excluded.last_event_id,
         )
         conn.execute(stmt, [latest[fp] for fp in sorted(latest)])
+
+
+def _fail(batch: list[_Pending], exc: BaseException) -> None:
+    """Every request of the batch learns why."""
+    for pending in batch:
+        if not pending.done.done():
+            pending.done.set_exception(exc)
 
 
 def _insert_payloads(conn: Connection, batch: list[_Pending], now: float) -> list[int]:

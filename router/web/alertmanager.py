@@ -9,7 +9,6 @@ a 4xx for good, so anything transient is a 5xx.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -21,15 +20,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from router.alerts import WebhookPayload
+from router.jsonbody import BadJSON, parse_json
 from router.metrics import Metrics
 from router.store import IngestResult, Store, StoreUnavailable
 from router.web.auth import WebhookAuth
+from router.web.bodies import invalid
 from router.web.errors import error_response, unavailable
 
 log = logging.getLogger("router.web.alertmanager")
 
 SUPPORTED_VERSION = "4"
-MAX_DETAILS = 20
 
 
 class Rejected(Exception):
@@ -167,17 +167,15 @@ def _check_content_type(request: Request) -> None:
 def _parse(body: bytes) -> WebhookPayload:
     """The payload, or a 400 (not JSON, with line and column) or 422 (naming each field)."""
     try:
-        data = json.loads(body)
-    except json.JSONDecodeError as exc:
-        detail = {"line": exc.lineno, "column": exc.colno, "message": exc.msg}
-        raise Rejected(error_response(400, "malformed JSON", detail), "malformed JSON") from None
-    except UnicodeDecodeError as exc:
-        detail = {"position": exc.start, "message": "the body is not valid UTF-8"}
-        raise Rejected(error_response(400, "malformed JSON", detail), "malformed JSON") from None
+        data = parse_json(body)
+    except BadJSON as exc:
+        raise Rejected(
+            error_response(400, "malformed JSON", exc.detail), "malformed JSON"
+        ) from None
     try:
         payload = WebhookPayload.model_validate(data)
     except ValidationError as exc:
-        raise Rejected(_invalid(_details(exc)), "invalid payload") from None
+        raise Rejected(invalid(exc, status=422), "invalid payload") from None
     if payload.version != SUPPORTED_VERSION:
         message = f"unsupported webhook version {payload.version!r}, expected {SUPPORTED_VERSION!r}"
         raise Rejected(_invalid([{"field": "version", "message": message}]), "invalid payload")
@@ -186,21 +184,6 @@ def _parse(body: bytes) -> WebhookPayload:
 
 def _invalid(details: list[dict[str, str]]) -> Response:
     return error_response(422, "invalid payload", details)
-
-
-def _details(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": field_path(error["loc"]), "message": error["msg"]}
-        for error in exc.errors()[:MAX_DETAILS]
-    ]
-
-
-def field_path(loc: tuple[int | str, ...]) -> str:
-    """``("alerts", 0, "startsAt")`` → ``alerts[0].startsAt``; the root is ``(body)``."""
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "(body)"
 
 
 def _log(outcome: _Outcome, duration_ms: float) -> None:

@@ -11,17 +11,18 @@ note is written in the background. Every other event is accepted and ignored.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from typing import Any
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from router.config import PagerDutySettings
+from router.jsonbody import BadJSON, parse_json
 from router.retriage import Request as Retriage
 from router.retriage import Retriager
 from router.store import Store, StoreUnavailable
+from router.web.bodies import PagerDutyEvent, PagerDutyIncident, PagerDutyWebhookBody, invalid
 from router.web.errors import error_response, unavailable
 from router.web.signatures import PagerDutySignature, read_body
 
@@ -53,9 +54,12 @@ class PagerDutyWebhook:
         if not self.signature.valid(body, request.headers.get("x-pagerduty-signature")):
             log.warning("PagerDuty webhook with no matching signature refused")
             return error_response(401, "unauthorized", "no matching X-PagerDuty-Signature")
-        event = _event(body)
-        if event is None:
-            return error_response(400, "malformed event", 'expected {"event": {...}}')
+        try:
+            event = PagerDutyWebhookBody.model_validate(parse_json(body)).event
+        except BadJSON as exc:
+            return error_response(400, "malformed JSON", exc.detail)
+        except ValidationError as exc:
+            return invalid(exc, "malformed event")
         if not getattr(request.app.state, "accepting", True):
             return unavailable("shutting down, retry later")
         try:
@@ -64,26 +68,27 @@ class PagerDutyWebhook:
             log.warning("PagerDuty webhook: %s", exc)
             return unavailable("store unavailable, retry later")
 
-    async def _handle(self, event: dict[str, Any], body: bytes) -> Response:
-        event_type = str(event.get("event_type") or "")
-        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    async def _handle(self, event: PagerDutyEvent, body: bytes) -> Response:
+        event_type = event.event_type
         if not event_type.startswith("incident."):
             return _ignored(event_type, "not an incident event")
+        try:
+            incident = PagerDutyIncident.model_validate(event.data)
+        except ValidationError as exc:
+            return invalid(exc, "malformed incident")
         lookup = self.store.lookup
-        incident_key = str(data.get("incident_key") or "")
+        incident_key = incident.incident_key or ""
         fingerprint = await lookup.routed_fingerprint(incident_key)
         if fingerprint is None:
             return _ignored(event_type, "not an incident of an alert routed here")
-        number = data.get("number")
-        if isinstance(data.get("id"), str):
-            number = number if isinstance(number, int) else None
-            await lookup.remember_incident(data["id"], number, incident_key, fingerprint)
+        if incident.id is not None:
+            await lookup.remember_incident(incident.id, incident.number, incident_key, fingerprint)
         if event_type not in HANDLED:
             return _ignored(event_type, "no note for this event type")
         alert = await lookup.by_fingerprint(fingerprint)
         if alert is None or self.retriager is None:
             return _ignored(event_type, "re-triage is not running")
-        event_id = str(event.get("id") or hashlib.sha256(body).hexdigest()[:32])
+        event_id = event.id or hashlib.sha256(body).hexdigest()[:32]
         retriage = Retriage(
             key=f"pagerduty:{event_id}",
             source="pagerduty",
@@ -95,15 +100,6 @@ class PagerDutyWebhook:
             return JSONResponse({"status": "duplicate", "event": event_id})
         log.info("PagerDuty %s: incident note queued", event_type, extra={"key": retriage.key})
         return JSONResponse({"status": "accepted", "event": event_id}, status_code=202)
-
-
-def _event(body: bytes) -> dict[str, Any] | None:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    event = data.get("event") if isinstance(data, dict) else None
-    return event if isinstance(event, dict) else None
 
 
 def _ignored(event_type: str, reason: str) -> JSONResponse:

@@ -12,25 +12,31 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from typing import Any
 from urllib.parse import parse_qsl
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from router.config import SlackSettings
+from router.jsonbody import BadJSON, parse_json
 from router.render.mrkdwn import escape
 from router.retriage import Request as Retriage
 from router.retriage import Resolved, Retriager, resolve
 from router.sinks.slack_message import RERUN_ACTION, ephemeral, hhmm
+from router.sinks.slack_response import valid_response_url
 from router.store import AlertSummary, Store, StoreUnavailable
+from router.web.bodies import SlackAction, SlackCommand, SlackInteraction, invalid
 from router.web.errors import error_response, unavailable
 from router.web.signatures import SlackSignature, read_body
 
 log = logging.getLogger("router.web.slack")
 
 LIST_LIMIT = 30
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
 HELP = """*{command}* runs classification and diagnostics again for an alert, now, and posts \
 the fresh findings here, in the alert's thread, and on its PagerDuty incident.
 • `{command} <fingerprint>` — or its first few characters
@@ -53,6 +59,7 @@ class SlackEndpoints:
     ) -> None:
         secret = settings.signing_secret
         self.signature = SlackSignature(secret.get_secret_value()) if secret else None
+        self.api_url = settings.api_url
         self.store = store
         self.retriager = retriager
         self.max_body_bytes = max_body_bytes
@@ -61,30 +68,31 @@ class SlackEndpoints:
         body = await self._verified(request)
         if isinstance(body, Response):
             return body
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        command = form.get("command") or "/triage"
-        text = " ".join(form.get("text", "").split())
+        form = _form(body)
+        slash = SlackCommand.model_validate(form)
+        command = slash.command or "/triage"
+        text = " ".join(slash.text.split())
         try:
-            return _answer(await self._command(form, command, text))
+            return _answer(await self._command(slash, command, text, _digest(form)))
         except StoreUnavailable as exc:
             log.warning("%s %s: %s", command, text, exc)
             return _answer(UNAVAILABLE)
 
-    async def _command(self, form: dict[str, str], command: str, text: str) -> str:
+    async def _command(self, slash: SlackCommand, command: str, text: str, digest: str) -> str:
         word = text.lower()
         if word in ("", "help"):
-            return HELP.format(command=command)
+            return HELP.format(command=escape(command))
         if word == "list":
             return await self._list()
         found = await resolve(self.store.lookup, text)
         if found.alert is None:
             return _not_found(found, command)
         retriage = _request(
-            form.get("trigger_id") or _digest(form),
-            form.get("user_name") or form.get("user_id"),
-            form.get("user_id"),
+            slash.trigger_id or digest,
+            slash.user_name or slash.user_id,
+            slash.user_id,
             command,
-            form.get("response_url"),
+            self._response_url(slash.response_url),
         )
         if self.retriager is None:
             return ":warning: Re-running diagnostics is not enabled on this router."
@@ -112,39 +120,52 @@ class SlackEndpoints:
         body = await self._verified(request)
         if isinstance(body, Response):
             return body
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        form = _form(body)
         try:
-            payload = json.loads(form.get("payload") or "")
-        except ValueError:
-            return error_response(400, "malformed payload", "expected payload=<JSON>")
-        action = _rerun_action(payload)
-        if action is None:
+            data = parse_json(form.get("payload") or "")
+        except BadJSON as exc:
+            return error_response(
+                400, "malformed payload", {"expected": "payload=<JSON>", **exc.detail}
+            )
+        if not isinstance(data, dict) or data.get("type") != "block_actions":
             return Response(status_code=200)  # other interactions are not ours to answer
         try:
-            return await self._rerun(payload, str(action.get("value") or ""))
+            payload = SlackInteraction.model_validate(data)
+        except ValidationError as exc:
+            return invalid(exc)
+        action = next((a for a in payload.actions if a.action_id == RERUN_ACTION), None)
+        if action is None:
+            return Response(status_code=200)
+        try:
+            return await self._rerun(payload, action)
         except StoreUnavailable as exc:
             log.warning("re-run button: %s", exc)
             return _answer(UNAVAILABLE)
 
-    async def _rerun(self, payload: dict[str, Any], fingerprint: str) -> Response:
-        alert = await self.store.lookup.by_fingerprint(fingerprint)
+    async def _rerun(self, payload: SlackInteraction, action: SlackAction) -> Response:
+        alert = await self.store.lookup.by_fingerprint(action.value)
         if alert is None:
-            return _answer(f"Alert `{escape(fingerprint)}` is no longer known to the router.")
+            return _answer(f"Alert `{escape(action.value)}` is no longer known to the router.")
         if self.retriager is None:
             return _answer(":warning: Re-running diagnostics is not enabled on this router.")
-        user = payload.get("user") or {}
-        key = payload.get("trigger_id") or _digest(
-            {"user": user.get("id"), "ts": (payload.get("actions") or [{}])[0].get("action_ts")}
-        )
+        user = payload.user
+        key = payload.trigger_id or _digest({"user": user.id, "ts": action.action_ts})
         retriage = _request(
             key,
-            user.get("username") or user.get("name") or user.get("id"),
-            user.get("id"),
+            user.username or user.name or user.id,
+            user.id,
             "the Re-run diagnostics button",
-            payload.get("response_url"),
+            self._response_url(payload.response_url),
         )
         await self.retriager.submit(retriage, alert, ack=_acknowledgement(Resolved(alert)))
         return Response(status_code=200)
+
+    def _response_url(self, url: str | None) -> str | None:
+        """Slack's ``response_url``, or None (and a warning) when it is not Slack's."""
+        if url and not valid_response_url(url, self.api_url):
+            log.warning("response_url ignored: not an https URL of Slack's")
+            return None
+        return url or None
 
     async def _verified(self, request: Request) -> bytes | Response:
         """The raw body when it is signed by Slack, else the error response."""
@@ -153,6 +174,11 @@ class SlackEndpoints:
         body = await read_body(request, self.max_body_bytes)
         if body is None:
             return error_response(413, "payload too large")
+        try:
+            body.decode()
+        except UnicodeDecodeError as exc:
+            detail = f"the body is not valid UTF-8 (byte {exc.start})"
+            return error_response(400, "malformed body", detail)
         if not self.signature.valid(body, request.headers):
             log.warning("Slack request with a missing, wrong or stale signature refused")
             return error_response(401, "unauthorized", "invalid or stale Slack signature")
@@ -169,16 +195,15 @@ def _request(
         key=f"slack:{key}",
         source="slack",
         requested_by=f"{name or 'someone'} via {via}",
-        mention=f"<@{user_id}>" if user_id else None,
+        mention=f"<@{user_id}>" if user_id and _USER_ID.fullmatch(user_id) else None,
         response_url=response_url or None,
     )
 
 
-def _rerun_action(payload: Any) -> dict[str, Any] | None:
-    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
-        return None
-    actions = payload.get("actions") or []
-    return next((a for a in actions if a.get("action_id") == RERUN_ACTION), None)
+def _form(body: bytes) -> dict[str, str]:
+    """The form's fields; NUL (which no store's text holds) becomes U+FFFD."""
+    fields = parse_qsl(body.decode(), keep_blank_values=True)
+    return {k: v.replace("\x00", "\ufffd") for k, v in fields}
 
 
 def _answer(text: str) -> JSONResponse:
@@ -199,9 +224,10 @@ def _acknowledgement(found: Resolved) -> str:
 
 
 def _not_found(found: Resolved, command: str) -> str:
-    text = f":grey_question: {found.problem}"
+    text = f":grey_question: {escape(found.problem or '')}"
     if found.others:
         text += f"\nCandidates: {_listed(found.others)}."
+    command = escape(command)
     return text + f"\n`{command} list` shows the firing alerts; `{command} help` explains."
 
 

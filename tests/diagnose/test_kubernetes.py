@@ -237,3 +237,22 @@ async def test_rbac_grants_every_read_the_provider_makes_and_nothing_that_writes
     granted = granted_by_rbac()
     assert used <= granted, f"deploy/rbac.yaml lacks {sorted(used - granted)}"
     assert {verb for _, _, verb in granted} <= {"get", "list", "watch"}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"pod": "../secrets/db-creds"},
+        {"namespace": "shop/../kube-system", "pod": "api-7abc-x1"},
+        {"deployment": "api?watch=true"},
+        {"pod": "api-7abc-x1", "container": "api\n"},
+    ],
+)
+async def test_label_values_that_are_not_kubernetes_names_are_never_requested(
+    provider, kube, params
+) -> None:
+    fake, _ = kube
+    before = len(fake.requests)
+    with pytest.raises(ProviderError, match="is not a Kubernetes name"):
+        await provider.run(check("pods", **params), context())
+    assert len(fake.requests) == before

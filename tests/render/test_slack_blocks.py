@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -11,6 +12,7 @@ from router.config import BUILTIN_TEMPLATES
 from router.library import RunbookLibrary
 from router.render import slack_blocks as kit
 from router.render.mrkdwn import Block, blocks
+from router.render.silence import silence_url
 from router.sinks.slack_message import SlackMessages
 from router.triage import Evidence, Finding, RunbookExcerpt, RunbookLink
 from tests.harness.fake_slack import triage_result
@@ -144,11 +146,12 @@ def test_blocks_are_capped_keeping_the_buttons() -> None:
 
 
 def test_a_long_silence_url_drops_labels_to_fit() -> None:
-    from router.sinks.slack_message import silence_url
-
-    result = triage_result(labels={f"label{i:02d}": "v" * 200 for i in range(40)})
-    url = silence_url(result)
+    labels = {"alertname": "HighLatency", **{f"label{i:02d}": "v" * 200 for i in range(40)}}
+    url = silence_url("http://am:9093", labels, kit.URL)
     assert len(url) <= kit.URL and "alertname%3D%22HighLatency%22" in url
+    shown = unquote(url.split("filter=")[1])
+    assert shown.startswith('{alertname="HighLatency",label00="') and shown.endswith('"}')
+    assert 2 < shown.count("label") < 40
 
 
 def _findings() -> list[Finding]:

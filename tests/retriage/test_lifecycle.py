@@ -50,7 +50,7 @@ async def test_a_failed_run_is_recorded_and_told_without_its_details(rig: Rig) -
 
 
 async def test_response_url_failures(fake_slack: FakeSlack) -> None:
-    sink = SlackResponseSink(timeout=5)
+    sink = SlackResponseSink(timeout=5, api_url=f"{fake_slack.base_url}/api/")
     url = fake_slack.response_url("once")
     message = {"response_url": url, "message": {"text": "hi"}}
     try:
@@ -65,6 +65,15 @@ async def test_response_url_failures(fake_slack: FakeSlack) -> None:
         with pytest.raises(DeliveryError) as failed:
             await sink.send(Delivery("slack_response", "respond", "k3", {"message": {}}))
         assert failed.value.permanent
+        for hostile in (url + "\r\nX-Injected: 1", "https://evil.example/response/once"):
+            with pytest.raises(DeliveryError) as failed:
+                await sink.send(
+                    Delivery(
+                        "slack_response", "respond", "k4", {**message, "response_url": hostile}
+                    )
+                )
+            assert failed.value.permanent
+        assert fake_slack.responses["once"] == [{"text": "hi"}]
         assert sink.render(None) == []  # type: ignore[arg-type]
     finally:
         await sink.aclose()

@@ -74,7 +74,7 @@ def test_source_component_group_fall_back() -> None:
 
 
 def test_silence_url_matches_every_label() -> None:
-    url = render.silence_url(result(labels={"path": 'a"b'}))
+    url = render.alertmanager_silence(result(labels={"path": 'a"b'}))
     assert url is not None and url.startswith("http://alertmanager:9093/#/silences/new?filter=")
     assert unquote(url.split("filter=")[1]) == (
         '{alertname="HighLatency",path="a\\"b",severity="warning"}'

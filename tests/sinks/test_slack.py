@@ -133,7 +133,7 @@ async def test_lifecycle_posts_once_then_edits_in_place_and_replies_in_thread(
     assert buttons["open_dashboard"]["url"] == "https://grafana/d/pg"
     assert buttons["rerun_diagnostics"]["value"] == firing.alert.fingerprint
     assert buttons["open_silence"]["url"].startswith(
-        "http://alertmanager:9093/#/silences/new?filter=%7Balertname%3D%22DatabaseConnectionSaturation%22%2C%20"
+        "http://alertmanager:9093/#/silences/new?filter=%7Balertname%3D%22DatabaseConnectionSaturation%22%2Cnamespace%3D%22shop%22"
     )
 
     replies = [c.body for c in fake.requests("chat.postMessage") if "thread_ts" in c.body]

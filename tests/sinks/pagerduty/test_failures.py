@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from router.sinks import DeliveryError
+from router.sinks import DeliveryError, pagerduty_http
 from router.sinks.pagerduty import PagerDutySink
 from tests.harness.fake_pagerduty import API_TOKEN, FakePagerDuty, FakePagerDutyServer
 from tests.procs import free_port
@@ -178,3 +178,17 @@ async def test_secrets_never_appear_in_errors_or_logs(
     for secret in (ROUTING_KEY, API_TOKEN, "extra-secret-value", "u+wrongTokenABCDEFGHIJ"):
         assert secret not in text
     assert "is disabled" in reasons[0] and "HTTP 500" in reasons[1]
+
+
+@pytest.mark.parametrize(
+    ("incident", "reason"), [("A" * 70_000, "URL too long"), ("A\r\nB", "non-printable")]
+)
+async def test_a_url_that_cannot_be_sent_fails_for_good(incident: str, reason: str) -> None:
+    client = pagerduty_http.rest_client(
+        f"https://127.0.0.1:{free_port()}", API_TOKEN, "a@b.c", True, 2.0
+    )
+    with pytest.raises(DeliveryError) as caught:
+        await pagerduty_http.call(
+            "note", str, client.rpost, f"/incidents/{incident}/notes", json={}
+        )
+    assert caught.value.permanent and reason in caught.value.reason
