@@ -2,8 +2,9 @@
 
 Usage: ``.venv/bin/python bench/runbook_sections.py [EVAL_DIR] [--only TEXT] [--explain]``
 
-``EVAL_DIR`` holds ``runbook_cases.yaml``, ``runbooks/`` and ``score_runbooks.py``
-(default ``../shared/eval``). Each case is scored exactly as ``score_runbooks.py`` scores
+``EVAL_DIR`` holds ``runbook_cases.yaml`` and ``runbooks/`` (default ``../shared/eval``;
+``bench/heldout_runbooks`` is the project's own held-out set); ``score_runbooks.py`` comes
+from ``--scorer`` (default ``../shared/eval/score_runbooks.py``). Each case is scored exactly as ``score_runbooks.py`` scores
 it (its own payload builder and matcher are imported from there), but every library
 is loaded once and the router runs in this process, so the whole set takes about a
 second instead of about two minutes. ``score_runbooks.py`` stays the reference.
@@ -31,10 +32,10 @@ from router.library.query import alert_query  # noqa: E402
 DEFAULT_EVAL = REPO_ROOT / ".." / "shared" / "eval"
 
 
-def _scorer(eval_dir: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("score_runbooks", eval_dir / "score_runbooks.py")
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"error: no score_runbooks.py in {eval_dir}")
+def _scorer(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("score_runbooks", path)
+    if spec is None or spec.loader is None or not path.exists():
+        raise SystemExit(f"error: no scorer at {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -43,11 +44,12 @@ def _scorer(eval_dir: Path) -> ModuleType:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("eval_dir", nargs="?", type=Path, default=DEFAULT_EVAL)
+    parser.add_argument("--scorer", type=Path, default=DEFAULT_EVAL / "score_runbooks.py")
     parser.add_argument("--only", help="only cases whose library contains this text")
     parser.add_argument("--explain", action="store_true", help="top candidates for each miss")
     parser.add_argument("--scores", action="store_true", help="score parts of the top three")
     args = parser.parse_args()
-    scorer = _scorer(args.eval_dir)
+    scorer = _scorer(args.scorer)
     cases = yaml.safe_load((args.eval_dir / "runbook_cases.yaml").read_text(encoding="utf-8"))
     cases = [c for c in cases if not args.only or args.only in c["library"]]
     libraries: dict[str, LibraryFinder] = {}

@@ -22,7 +22,8 @@ NAMED = 0.5
 MIN_NAMED_RELEVANCE = 0.15
 REACH = 0.6  # candidates below this share of the top score are never the answer
 SPECIFIC = 0.8  # a sub-section this close to its parent's score is the better answer
-TIE = 0.03  # the same topic in two files this close is a tie: no answer
+TIE = 0.2  # the same heading in two files this close, and no workload to choose: no answer
+PICKS_FILE = 0.15  # how much more one file must name the alert's workload to be chosen
 # Alerts about a service's health, for which the service's own runbook is the page to open.
 SERVICE_CATEGORIES = frozenset({"latency", "error_rate", "db_saturation", "crashloop"})
 
@@ -112,11 +113,7 @@ class LibraryFinder:
             return self._service_runbook(query, classification)
         best = _most_specific(accepted[0], accepted)
         rival = _rival(best, accepted)
-        if (
-            rival is not None
-            and _same_topic(best, rival)
-            and best.score - rival.score <= TIE * best.score
-        ):
+        if rival is not None and _indistinct(best, rival):
             return None  # the same topic in two files and nothing to tell them apart
         return Choice(best.section, self._why(best, query))
 
@@ -187,5 +184,9 @@ def _rival(best: Candidate, others: list[Candidate]) -> Candidate | None:
     return None
 
 
-def _same_topic(one: Candidate, other: Candidate) -> bool:
-    return terms(one.section.title) == terms(other.section.title)
+def _indistinct(best: Candidate, rival: Candidate) -> bool:
+    """The same heading in another file, and the alert's workload does not pick one: the
+    scores differ only by how each file happens to be written."""
+    same = terms(best.section.title) == terms(rival.section.title)
+    picked = best.affinity - rival.affinity >= PICKS_FILE
+    return same and not picked and best.score - rival.score <= TIE * best.score

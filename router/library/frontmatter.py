@@ -19,22 +19,26 @@ class FrontMatter(BaseModel):
     category: str | None = None
     alerts: list[str] = Field(default_factory=list)
     description: str | None = None
-    service: str | None = None
+    service: list[str] = Field(default_factory=list)  # one name, or the list a page covers
     team: str | None = None
     component: str | None = None
     owner: str | None = None
     tags: list[str] = Field(default_factory=list)
     alert_lines: dict[str, int] = Field(default_factory=dict, exclude=True)
 
-    @field_validator("title", "description", "service", "team", "component", "owner", mode="before")
+    @field_validator("title", "description", "team", "component", "owner", mode="before")
     @classmethod
     def _text(cls, value: object) -> object:
         return str(value) if isinstance(value, int | float) else value
 
-    @field_validator("alerts", "tags", mode="before")
+    @field_validator("alerts", "tags", "service", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
+        if isinstance(value, str | int | float):
+            return [str(value)]
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int | float) else v for v in value]
+        return value
 
 
 def parse_front_matter(content: str, path: Path, first_line: int) -> FrontMatter:

@@ -49,6 +49,7 @@ class RunbookLibrary:
             except ConfigError as exc:  # one broken file must not hide the others
                 problems.append(exc)
                 continue
+            problems.extend(runbook.problems)
             for section in runbook.sections():
                 section.base_url = base_url
             files[found.path] = runbook

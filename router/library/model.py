@@ -8,6 +8,7 @@ from pathlib import Path
 
 from router.library.frontmatter import FrontMatter
 from router.triage import RunbookLink
+from router.yamlfile import ConfigError
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class RunbookFile:
     top: Section
     meta: FrontMatter
     anchors: dict[str, Section] = field(default_factory=dict)
+    problems: list[ConfigError] = field(default_factory=list)  # e.g. unreadable front matter
 
     def sections(self) -> Iterator[Section]:
         """The file section, then every heading section in document order."""

@@ -16,6 +16,7 @@ from router.library.frontmatter import FrontMatter, parse_front_matter
 from router.library.markdown import inline_lines, link_hrefs, plain_text
 from router.library.model import Declaration, RawLink, RunbookFile, Section
 from router.library.structure import is_part
+from router.yamlfile import ConfigError
 
 INTRO_LIMIT = 500
 # The line breaks markdown-it counts (it normalises \r\n and \r to \n).
@@ -41,7 +42,7 @@ class _Walk:
 def parse_runbook(md: MarkdownIt, text: str, path: str, source: Path) -> RunbookFile:
     """Parse ``text`` (the file ``source``, indexed as ``path``) into a :class:`RunbookFile`."""
     tokens = md.parse(text)
-    meta, body_start = _front_matter(tokens, source)
+    meta, body_start, problems = _front_matter(tokens, source)
     root = Section(
         path=path, anchor="", title="", level=0, start_line=body_start + 1, source=source
     )
@@ -54,14 +55,26 @@ def parse_runbook(md: MarkdownIt, text: str, path: str, source: Path) -> Runbook
     root.title = meta.title or (top.title if top is not root else PurePosixPath(path).stem)
     _apply_front_matter(meta, top)
     return RunbookFile(
-        path=path, source=source, root=root, top=top, meta=meta, anchors=walk.anchors
+        path=path,
+        source=source,
+        root=root,
+        top=top,
+        meta=meta,
+        anchors=walk.anchors,
+        problems=problems,
     )
 
 
-def _front_matter(tokens: list[Token], source: Path) -> tuple[FrontMatter, int]:
-    if tokens and tokens[0].type == "front_matter" and tokens[0].map:
-        return parse_front_matter(tokens[0].content, source, first_line=2), tokens[0].map[1]
-    return FrontMatter(), 0
+def _front_matter(tokens: list[Token], source: Path) -> tuple[FrontMatter, int, list[ConfigError]]:
+    """The front matter and the line the body starts at; a broken one is a problem, and the
+    file is still indexed without it."""
+    if not (tokens and tokens[0].type == "front_matter" and tokens[0].map):
+        return FrontMatter(), 0, []
+    try:
+        meta = parse_front_matter(tokens[0].content, source, first_line=2)
+    except ConfigError as exc:
+        return FrontMatter(), tokens[0].map[1], [exc]
+    return meta, tokens[0].map[1], []
 
 
 def _single_h1(root: Section) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from router.alerts import Alert
 from router.classify.exprfacts import SelectorUse
 from router.classify.scorer import expression_facts
+from router.library.technologies import resources, systems
 from router.library.terms import spans, status_family, surfaces, terms
 
 ALERTNAME = 1.0
@@ -73,7 +74,7 @@ SUBJECTS = frozenset(
     terms(
         "pod pods node nodes container containers kubernetes k8s kube cluster instance host "
         "server service api gateway app application deployment namespace process system "
-        "component endpoint target job status"
+        "component endpoint target status"
     )
 )
 
@@ -119,6 +120,8 @@ class AlertQuery:
     sources: dict[str, str] = field(default_factory=dict)
     words: dict[str, str] = field(default_factory=dict)  # term -> the word a person wrote
     families: set[str] = field(default_factory=set)  # status-code families: 4xx, 5xx
+    systems: frozenset[str] = frozenset()  # PostgreSQL, Redis… the alert names
+    resources: frozenset[str] = frozenset()  # memory, disk, CPU
 
     @property
     def condition(self) -> dict[str, float]:
@@ -166,6 +169,8 @@ def alert_query(alert: Alert, category: str | None) -> AlertQuery:
     if alert.expression:
         _add_expression(query, alert.expression)
     query.families = {t for t in query.problem if status_family(t)}
+    query.systems = systems([*query.problem, *query.workload])
+    query.resources = resources(t for t, source in query.sources.items() if "synonym" not in source)
     _add_synonyms(query)
     if category in CATEGORY_TERMS:
         query.add(CATEGORY_TERMS[category], CATEGORY, f"category {category}")

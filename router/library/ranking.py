@@ -24,6 +24,7 @@ from router.library.model import RunbookFile, Section
 from router.library.query import AlertQuery
 from router.library.relevance import Bm25fIndex, FieldWeight
 from router.library.structure import GENERIC_TERMS, own_parts, topics
+from router.library.technologies import resources, systems
 from router.library.terms import status_family, terms, word_terms
 
 PROBLEM_FIELDS = {
@@ -84,7 +85,7 @@ class TopicIndex:
         self._headline = Bm25fIndex(documents, HEADLINE_FIELDS)
         self._workload = Bm25fIndex(documents, WORKLOAD_FIELDS, idf_floor=0.5)
         self._title_words = [_specific_words(t.title) for t in self.topics]
-        self._families = [_families(d) for d in documents]
+        self._subjects = [_subject(d) for d in documents]
         self._component_titles = [
             t.level > 0 and bool(COMPONENT_NAME.fullmatch(t.title)) for t in self.topics
         ]
@@ -183,7 +184,7 @@ class TopicIndex:
             headline=float(headline[doc]),
             affinity=float(affinity[doc]),
             named=_coverage(self._title_words[doc], query.workload),
-            contradicted=_contradiction(self._families[doc], query.families),
+            contradicted=_contradiction(self._subjects[doc], query),
             component_title=self._component_titles[doc],
         )
         if category in BUILTIN and section.category == category:
@@ -210,19 +211,38 @@ def _coverage(words: list[tuple[str, ...]], workload: dict[str, float]) -> float
 
 def _file_words(runbook: RunbookFile) -> list[tuple[str, ...]]:
     """What names a file: its title, its file name and its front matter's service."""
-    texts = [runbook.root.title, PurePosixPath(runbook.path).stem, runbook.meta.service or ""]
+    texts = [runbook.root.title, PurePosixPath(runbook.path).stem, *runbook.meta.service]
     return [w for text in texts for w in _specific_words(text.replace("_", " "))]
 
 
-def _families(document: dict[str, list[str]]) -> frozenset[str]:
+@dataclass(frozen=True)
+class Subject:
+    """What a section's headings are about: status families (5xx), systems (Redis) and
+    resources (memory)."""
+
+    families: frozenset[str]
+    systems: frozenset[str]
+    resources: frozenset[str]
+
+
+def _subject(document: dict[str, list[str]]) -> Subject:
     headline = document["title"] + document["declared"]
-    return frozenset(t for t in headline if status_family(t))
+    return Subject(
+        families=frozenset(t for t in headline if status_family(t)),
+        systems=systems(headline + document["context"]),
+        resources=resources(headline),
+    )
 
 
-def _contradiction(section: frozenset[str], alert: set[str]) -> str:
-    """``"4xx"`` when the heading is about another status family than the alert's."""
-    if alert and section and not section & alert:
-        return f"heading is about {'/'.join(sorted(section))}, the alert about {'/'.join(sorted(alert))}"
+def _contradiction(section: Subject, query: AlertQuery) -> str:
+    """Why the section is about something else: another status family, another system."""
+    for kind, theirs, ours in (
+        ("status", section.families, query.families),
+        ("system", section.systems, query.systems),
+        ("resource", section.resources, query.resources),
+    ):
+        if theirs and ours and not theirs & ours:
+            return f"the {kind} is {'/'.join(sorted(theirs))}, the alert's {'/'.join(sorted(ours))}"
     return ""
 
 
@@ -230,7 +250,8 @@ def _document(topic: Section, runbook: RunbookFile) -> dict[str, list[str]]:
     """The six fields of one topic."""
     mine = list(own_parts(topic))
     declared = {d.name for s in mine for d in s.declarations} | set(topic.alerts)
-    title = f"{topic.title} {topic.intro}" if topic.level == 0 else topic.title
+    untitled = topic.level == 0 and not runbook.meta.title  # named only by its file name
+    title = f"{topic.title} {topic.intro}" if untitled else topic.title
     return {
         "title": terms(title),
         "declared": [t for name in sorted(declared) for t in terms(name)],
@@ -246,6 +267,6 @@ def _context(topic: Section, runbook: RunbookFile) -> list[str]:
     meta = runbook.meta
     words = [a.title for a in topic.ancestors() if a.level > 0]
     words += [runbook.root.title, str(PurePosixPath(runbook.path).with_suffix(""))]
-    words += [meta.title or "", meta.description or "", meta.service or "", *meta.tags]
+    words += [meta.title or "", meta.description or "", *meta.service, *meta.tags]
     words += [meta.team or "", meta.component or ""]
     return [t for text in words for t in terms(text.replace("/", " "))]

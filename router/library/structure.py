@@ -34,6 +34,7 @@ _GENERIC = frozenset(
     troubleshoot troubleshooting solution solutions issue issues problem problems fault faults
     scenario scenarios recovery recover expected behaviour behavior example examples
     first initial general further notes note tips tip faq some other frequent frequently
+    meaning means explanation explained
     asked questions most
     and or the a an to of for in on with if when then""".split()  # noqa: SIM905 - a word list reads better as prose
 )
@@ -91,15 +92,14 @@ def meaningful(section: Section) -> Section:
 def topics(runbook: RunbookFile) -> Iterator[Section]:
     """The sections of a file that may be an answer, in document order.
 
-    Every topic heading; the file section only when the file has no topic heading
-    (a document without sub-sections, or one made only of parts) — and then the
-    file's single ``#`` title stands for it when there is one.
+    The file's top (its single ``#`` title, else the file itself: a page titled only in
+    its front matter, or without headings, is about something too), then every other
+    topic heading.
     """
     found = [s for s in runbook.root.walk() if s.level > 0 and kind(s) == "topic"]
-    if found:
-        yield from found
-    else:
+    if runbook.top not in found and (runbook.top.level == 0 or not found):
         yield runbook.top
+    yield from found
 
 
 def own_parts(section: Section) -> Iterator[Section]:

@@ -68,8 +68,15 @@ def spans(text: str, longest: int = 3) -> list[tuple[str, list[str]]]:
 
 
 def word_terms(text: str) -> list[tuple[str, ...]]:
-    """The terms of each word of ``text`` that has any (``CoreDNS`` → ``(coredn, core, dns)``)."""
-    return [found for word in _WORD.findall(text) if (found := _word_terms(word))]
+    """The terms of each word of ``text`` that has any (``CoreDNS`` → ``(coredn, core, dns)``);
+    a long compound counts as its parts (``QueryGrpcErrorsHigh`` → four words)."""
+    found = []
+    for word in _WORD.findall(text):
+        parts = _CAMEL_PART.findall(word)
+        for piece in parts if len(parts) > 2 else [word]:
+            if stems := _word_terms(piece):
+                found.append(stems)
+    return found
 
 
 def status_family(value: str) -> str | None:

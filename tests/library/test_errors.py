@@ -13,11 +13,12 @@ def test_invalid_front_matter_yaml_names_file_and_line(write, tmp_path: Path) ->
     path = write("bad.md", "---\ntitle: ok\nalerts: [A, B\nowner: x\n---\n# Bad\n")
     write("good.md", "# Good\n\n## Slow requests\n")
     library = RunbookLibrary.load([tmp_path])
-    (problem,) = library.problems  # reported with the others; the good file is still indexed
+    (problem,) = library.problems  # reported with the others; both files are still indexed
     assert problem.path == str(path.resolve())
     assert problem.line == 4
     assert "invalid front matter YAML" in problem.message
-    assert [f.path for f in library.files()] == ["good.md"]
+    assert sorted(f.path for f in library.files()) == ["bad.md", "good.md"]
+    assert library.get("bad.md#bad") is not None  # without its front matter
 
 
 def test_front_matter_of_the_wrong_type(write, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 from router.alerts import Alert
 from router.classify import EvidenceClassifier, load_rules
 from router.library import LibraryFinder, RunbookLibrary
+from router.library.query import alert_query
 from router.library.structure import kind, own_parts
 
 STYLES = Path(__file__).parent / "styles"
@@ -274,3 +275,78 @@ def test_explain_lists_the_top_candidates_with_reasons() -> None:
     assert scored[0].split()[1] == "search.md#errors-5xx"
     assert any("workload" in line and "'search'" in line for line in lines)
     assert any("title" in line and "'5xx'" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("labels", "expr", "summary", "want"),
+    [
+        # a page titled only in its front matter, whose headings are its steps, is the answer
+        (
+            {"alertname": "BillingHikariPoolExhausted", "application": "billing-api"},
+            'hikaricp_connections_pending{application="billing-api"} > 0',
+            "billing-api threads wait for a database connection",
+            "databases/pool-exhaustion.md",
+        ),
+        (
+            {"alertname": "KubePersistentVolumeFillingUp", "persistentvolumeclaim": "data-0"},
+            'kubelet_volume_stats_available_bytes{persistentvolumeclaim="data-0"} / kubelet_volume_stats_capacity_bytes{persistentvolumeclaim="data-0"} < 0.03',
+            "PVC data-0 is almost full",
+            "kubernetes/volume-full.md",
+        ),
+        # a generic "Meaning" heading is a part of the section above it
+        (
+            {"alertname": "KubeletMemoryPressure", "node": "worker-3"},
+            'kube_node_status_condition{condition="MemoryPressure", status="true"} == 1',
+            "",
+            "caches.md#node-memory-pressure",
+        ),
+    ],
+)
+def test_front_matter_pages_and_what_a_section_is_about(
+    labels: dict[str, str], expr: str, summary: str, want: str | None
+) -> None:
+    assert found("docusaurus", firing(labels, expr, summary)) == want
+
+
+@pytest.mark.parametrize(
+    ("labels", "expr", "ruled_out", "why"),
+    [
+        (
+            {"alertname": "RedisEvictingKeys", "job": "redis"},
+            "rate(redis_evicted_keys_total[5m]) > 0",
+            "caches.md#memcached-evicting-sessions",
+            "the system is memcached, the alert's redis",
+        ),
+        (
+            {"alertname": "KubeletDiskPressure", "node": "worker-3"},
+            'kube_node_status_condition{condition="DiskPressure", status="true"} == 1',
+            "caches.md#node-memory-pressure",
+            "the resource is memory, the alert's disk",
+        ),
+    ],
+)
+def test_a_section_about_another_system_or_resource_is_ruled_out(
+    labels: dict[str, str], expr: str, ruled_out: str, why: str
+) -> None:
+    runbooks = RunbookLibrary.load([STYLES / "docusaurus"])
+    summary = "Redis is out of memory and evicting keys" if "redis" in expr else ""
+    alert = firing(labels, expr, summary)
+    query = alert_query(alert, None)
+    candidate = next(c for c in runbooks.rank(query, None) if c.section.ref == ruled_out)
+    assert candidate.contradicted == why
+    assert found("docusaurus", alert) != ruled_out
+
+
+def test_a_list_of_services_in_front_matter_names_the_page() -> None:
+    runbooks = RunbookLibrary.load([STYLES / "docusaurus"])
+    page = next(f for f in runbooks.files() if f.path == "databases/pool-exhaustion.md")
+    assert page.meta.service == ["billing-api", "quote-engine"]
+    assert runbooks.problems == []
+
+
+def test_the_same_section_of_several_services_without_a_label_to_choose_is_no_answer() -> None:
+    # payments.md and search.md both have "Errors (5xx)"; a namespace both share picks neither
+    alert = firing(
+        {"alertname": "ShopServerErrors", "namespace": "shop"}, ERRORS.format('namespace="shop"')
+    )
+    assert found("per-service", alert) is None
