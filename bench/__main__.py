@@ -28,6 +28,9 @@ if __name__ == "__main__":
     run("bench/storm.py", *quick)
     run("bench/cost_growth.py", *quick)
     run("bench/label_flood.py", *quick)
+    if (CORPUS.parent / "score_runbooks.py").exists():
+        run("bench/runbook_sections.py")
+        run("bench/runbook_sections.py", str(HERE / "heldout_runbooks"))
     for corpus in (HERE / "heldout_alerts.yaml", CORPUS):
         if corpus.exists():
             run("bench/classifier_accuracy.py", str(corpus), "--quiet")
