@@ -222,7 +222,8 @@ class PagerDutySink:
             "incident lookup",
             self._rest.rget,
             "/incidents",
-            params={"incident_key": dedup},
+            # without date_range=all PagerDuty lists only incidents of the last 30 days
+            params={"incident_key": dedup, "date_range": "all"},
         )
         return pick_incident(incidents, dedup, datetime.fromisoformat(payload["starts_at"]))
 

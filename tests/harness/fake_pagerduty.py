@@ -21,7 +21,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,10 @@ class FakePagerDuty:
             return _rest_error(401, 2006, "Authentication required")
         parts = path.strip("/").split("/")
         if path == "/incidents" and request.method == "GET":
-            return self._list_incidents(request.query_params.get("incident_key"))
+            return self._list_incidents(
+                request.query_params.get("incident_key"),
+                everything=request.query_params.get("date_range") == "all",
+            )
         if len(parts) == 3 and parts[0] == "incidents" and parts[2] == "notes":
             incident = next((i for i in self.incidents if i.id == parts[1]), None)
             if incident is None:
@@ -215,10 +218,14 @@ class FakePagerDuty:
             {"status": "success", "message": "Event processed", "dedup_key": key}, 202
         )
 
-    def _list_incidents(self, key: str | None) -> Response:
+    def _list_incidents(self, key: str | None, everything: bool = False) -> Response:
+        """As PagerDuty lists: the last 30 days unless ``date_range=all``."""
         found = []
+        month_ago = datetime.now(UTC) - timedelta(days=30)
         for incident in self.incidents:
             if key is not None and incident.incident_key != key:
+                continue
+            if not everything and datetime.fromisoformat(incident.created_at) < month_ago:
                 continue
             if self._hidden.get(incident.id, 0) > 0:
                 self._hidden[incident.id] -= 1

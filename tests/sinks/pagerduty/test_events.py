@@ -89,7 +89,7 @@ async def test_lifecycle_trigger_note_resolve(
     response = await sink.send(firing["note"])
     assert response is not None and response["incident_id"] == incident.id
     (lookup,) = fake.calls("GET", "/incidents")
-    assert lookup.query == {"incident_key": [DEDUP]}
+    assert lookup.query == {"incident_key": [DEDUP], "date_range": ["all"]}
     (post,) = fake.calls("POST", f"/incidents/{incident.id}/notes")
     assert post.headers["from"] == FROM
     assert post.headers["authorization"] == f"Token token={API_TOKEN}"
@@ -213,6 +213,16 @@ async def test_already_delivered_finds_a_note_by_its_marker(
     other = Delivery(note.sink, note.action, note.key + "x", note.payload)
     assert await sink.already_delivered(other) is False
     assert len(fake.calls("GET", f"/incidents/{fake.incidents[0].id}/notes")) == 3
+
+
+async def test_a_note_is_found_on_an_incident_older_than_a_month(
+    sink: PagerDutySink, fake: FakePagerDuty
+) -> None:
+    trigger, note = sink.render(triage())
+    await sink.send(trigger)
+    await sink.send(note)
+    fake.incidents[0].created_at = "2026-09-01T00:00:00Z"  # PagerDuty's default lists 30 days
+    assert await sink.already_delivered(note) is True
 
 
 async def test_named_routing_keys_per_rule(
