@@ -58,6 +58,7 @@ class RunbookExcerpt(BaseModel):
     subsections: list[RunbookLink] = Field(default_factory=list)
     related: list[RunbookLink] = Field(default_factory=list)
     why: str = ""
+    filled: str = ""  # which placeholders of its commands were filled from the alert
 
 
 class Evidence(BaseModel):

@@ -119,6 +119,7 @@ def custom_details(result: TriageResult) -> dict[str, Any]:
             "ref": _ref(result.runbook.link),
             "url": runbook_url(result),
             "why": result.runbook.why,
+            "filled": result.runbook.filled,
             "excerpt": truncate(result.runbook.markdown, EXCERPT_LIMIT),
         }
     return details
@@ -185,6 +186,8 @@ def note_text(result: TriageResult) -> str:
         lines += ["", f"Runbook: {result.runbook.link.title} <{where}>"]
         if result.runbook.why:
             lines.append(f"Why this section: {result.runbook.why}")
+        if result.runbook.filled:
+            lines.append(result.runbook.filled)
     elif runbook_url(result):
         lines += ["", f"Runbook: <{runbook_url(result)}>"]
     return "\n".join(lines)

@@ -159,6 +159,7 @@ class SlackMessages:
         if excerpt is None:
             return [kit.divider(), kit.context("_No runbook section found for this alert._")]
         why = [kit.context(f"_Why this section: {escape(excerpt.why)}_")] if excerpt.why else []
+        why += [kit.context(f"_{escape(excerpt.filled)}_")] if excerpt.filled else []
         if not self.runbook_is_long(result):
             return [
                 kit.divider(),

@@ -81,6 +81,21 @@ def test_the_message_says_why_this_section() -> None:
     assert "Why this section" not in shown
 
 
+def test_the_message_says_which_placeholders_were_filled() -> None:
+    excerpt = RunbookExcerpt(
+        link=RunbookLink(title="Crash loop", url="https://rb/crashloop"),
+        markdown="## Crash loop\n\n`kubectl -n shop get pods`",
+        why="declares PodCrashLooping",
+        filled="Filled from the alert: namespace=shop",
+    )
+    message = MESSAGES.message(triage_result(runbook=excerpt))
+    contexts = [e["text"] for b in check(message) if b["type"] == "context" for e in b["elements"]]
+    assert "_Filled from the alert: namespace=shop_" in contexts
+    assert contexts.index("_Why this section: declares PodCrashLooping_") + 1 == contexts.index(
+        "_Filled from the alert: namespace=shop_"
+    )
+
+
 def test_a_huge_runbook_is_summarised_and_split_at_block_boundaries() -> None:
     code = "\n".join(f"kubectl -n shop get pods --selector=app=api-{i} -o wide" for i in range(300))
     table = "| a | b |\n|---|---|\n" + "\n".join(f"| row{i} | {'x' * 40} |" for i in range(200))
