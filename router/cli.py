@@ -253,6 +253,9 @@ def _coverage(args: argparse.Namespace) -> int:
     if args.prometheus is None and not args.rule_files:
         print("error: coverage needs rule files or --prometheus [URL]", file=sys.stderr)
         return EXIT_USAGE
+    if args.fail_under is not None and not 0 <= args.fail_under <= 100:
+        print("error: --fail-under takes a percentage from 0 to 100", file=sys.stderr)
+        return EXIT_USAGE
     prometheus = settings.prometheus
     if args.prometheus:
         prometheus = prometheus.model_copy(update={"url": args.prometheus})

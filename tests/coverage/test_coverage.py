@@ -13,7 +13,7 @@ import pytest
 from router.cli import main
 from router.config import PrometheusSettings
 from router.coverage import rules_from_prometheus
-from tests.coverage.conftest import FIXTURES, RULE_FILE
+from tests.coverage.conftest import FIXTURES, PASSWORD, RULE_FILE
 from tests.harness.prometheus import PrometheusServer
 from tests.procs import free_port
 
@@ -110,6 +110,10 @@ def test_unreachable_prometheus_is_a_clear_error(
 def test_no_source_is_a_usage_error(capsys: pytest.CaptureFixture[str], config: Path) -> None:
     code, _, err = run(capsys, "coverage", "--config", str(config))
     assert code == 2 and "rule files or --prometheus" in err
+    code, _, err = run(
+        capsys, "coverage", "--config", str(config), str(RULE_FILE), "--fail-under", "120"
+    )
+    assert code == 2 and "from 0 to 100" in err
 
 
 class _Page(HTMLParser):
@@ -178,3 +182,22 @@ def test_html_page_in_headless_chromium(
     ]
     assert "payments.md#certificate-expiry" in page.texts["unreached"]
     assert page.external == []  # self-contained: nothing to load
+
+
+@pytest.mark.parametrize(("password", "code"), [(PASSWORD, 0), ("wrong-secret", 1)])
+def test_prometheus_is_read_with_the_diagnostics_auth(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, guarded_prometheus: str, password: str,
+    code: int,
+) -> None:  # fmt: skip
+    settings = tmp_path / "auth.yaml"
+    settings.write_text(
+        f"runbooks: [{FIXTURES / 'runbooks'}]\n"
+        f"prometheus:\n  url: {guarded_prometheus}\n  username: reader\n  password: {password}\n"
+    )
+    exit_code, out, err = run(capsys, "coverage", "--config", str(settings), "--prometheus")
+    assert exit_code == code
+    if code == 0:
+        assert out.rstrip().endswith("1 of 2 alerting rules have a runbook section")
+    else:
+        assert err == f"error: {guarded_prometheus}: /api/v1/rules answered 401: Unauthorized\n"
+    assert password not in out + err
