@@ -113,6 +113,8 @@ def custom_details(result: TriageResult) -> dict[str, Any]:
         },
         "findings": [_finding_detail(f) for f in _ordered(result.findings)],
     }
+    if result.history is not None:
+        details["history"] = result.history.text
     if result.runbook is not None:
         details["runbook"] = {
             "title": result.runbook.link.title,
@@ -177,6 +179,8 @@ def note_text(result: TriageResult) -> str:
     lines = [f"runbook-router triage of {alert.alertname} ({result.classification.category})"]
     if result.classification.reasons:
         lines.append(f"Why: {'; '.join(result.classification.reasons)}")
+    if result.history is not None:
+        lines.append(f"History: {result.history.text}")
     lines.append("")
     lines.append("Findings:" if result.findings else "Findings: none")
     for finding in _ordered(result.findings):

@@ -3,7 +3,8 @@
 ``open_store(url)`` connects and migrates; the :class:`Store` it returns offers
 durable ingest and the job queue (``router.store.jobs``), the delivery
 outbox (``store.outbox``), where each alert's messages live (``store.messages``),
-look-ups of stored alerts (``store.lookup``) and re-triage requests (``store.retriages``).
+look-ups of stored alerts (``store.lookup``) and re-triage requests (``store.retriages``);
+``router.store.history`` reads an alert's own history, ``router.store.retention`` prunes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from router.store.jobs import Clock, Job, JobQueue
 from router.store.lookup import AlertSummary, Lookup, StoredState
 from router.store.messages import Messages
 from router.store.outbox import Outbox, OutboxItem
+from router.store.retention import prune
 from router.store.retriages import Recorded, Retriages
 from router.store.schema import current_version, migrate
 
@@ -58,6 +60,10 @@ class Store(JobQueue):
 
     async def schema_version(self) -> int:
         return await current_version(self.db)
+
+    async def prune(self, max_age_days: float) -> int:
+        """Delete finished alert states older than ``max_age_days`` (one bounded batch)."""
+        return await prune(self.db, self.clock() - max_age_days * 86400)
 
     async def queue_depth(self) -> int:
         return await self.depth()

@@ -12,7 +12,7 @@ from router.library import RunbookLibrary
 from router.render import slack_blocks as kit
 from router.render.mrkdwn import Block, blocks
 from router.sinks.slack_message import SlackMessages
-from router.triage import Evidence, Finding, RunbookExcerpt, RunbookLink
+from router.triage import AlertHistory, Evidence, Finding, RunbookExcerpt, RunbookLink
 from tests.harness.fake_slack import triage_result
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
@@ -183,3 +183,14 @@ def _findings() -> list[Finding]:
         )
         for _ in range(3)
     ]
+
+
+@pytest.mark.parametrize("with_runbook", [True, False])
+def test_the_message_says_what_the_store_knows_of_earlier_firings(with_runbook: bool) -> None:
+    history = AlertHistory(days=7, earlier=3, minutes_to_resolve=[6, 9, 14], last_verdict="a → b")
+    excerpt = RunbookExcerpt(link=RunbookLink(title="Latency", url="https://rb/l"), markdown="x")
+    result = triage_result(runbook=excerpt if with_runbook else None)
+    message = MESSAGES.message(result.model_copy(update={"history": history}))
+    contexts = [e["text"] for b in check(message) if b["type"] == "context" for e in b["elements"]]
+    text = "4th time in 7 days; resolved after 6\u201314 min (median 9); last time: a → b"
+    assert f"_History: {text}_" in contexts
