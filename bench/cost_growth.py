@@ -10,7 +10,10 @@ In-process timing of the real components, no live backend:
 - **runbook library size** (10, 100, 1,000 generated ``##`` runbooks, each with four
   sub-sections, written to a temp dir): ``load_components`` (parse + index + rules +
   playbooks, once per start-up) and per alert: classify, find the runbook section,
-  triage, render.
+  triage, render;
+- **store size** (1,000 to 100,000 stored alert states, a third older than the
+  retention): reading an alert's history (by fingerprint, and by alert name for a new
+  fingerprint) and one retention batch (``store.prune``).
 
 Each row shows the cost per alert and the ratio to the smallest case (the baseline):
 a ratio near 1 means the per-alert cost does not grow.
@@ -40,7 +43,10 @@ from router.diagnose import build_diagnostics
 from router.pipeline import Pipeline
 from router.service import Components, load_components
 from router.sinks.slack import SlackSink
-from router.store import open_store
+from router.store import Store, open_store
+from router.store.history import History
+from router.store.retention import prune
+from router.store.schema import alert_events, alerts, payloads
 from router.triage import TriageResult
 
 TOPICS = [
@@ -244,6 +250,75 @@ async def measure_library(settings: Settings, batch: list[TriageResult]) -> dict
     }
 
 
+async def by_store_size(sizes: list[int], tmp: Path) -> None:
+    print(
+        "\nstore size: microseconds per history read and per retention batch of 100 "
+        "(x the smallest store)"
+    )
+    keys = ["known", "new", "prune"]
+    print(f"{'states':>8}" + "".join(f"{k:>16}" for k in ["history", "history (new fp)", "prune"]))
+    first: dict[str, float] | None = None
+    for size in sizes:
+        store = await open_store(f"sqlite+aiosqlite:///{tmp / f'history-{size}.db'}")
+        try:
+            await fill_store(store, size)
+            history = History(store.db, store.clock)
+            last = (size - 1) // 2  # the newest pair: its alert fired within the last days
+            name = f"Alert{last % 100}"
+            known = stored_alert(f"fp{last % (size // 10)}", name)
+            new = stored_alert("never-seen", name)
+            assert await history.of(known) is not None and await history.of(new) is not None
+            row = {
+                "known": await timed(20, lambda h=history, a=known: h.of(a)),
+                "new": await timed(20, lambda h=history, a=new: h.of(a)),
+                "prune": await timed(
+                    1, lambda db=store.db: prune(db, time.time() - 30 * 86400, 100)
+                ),
+            }
+        finally:
+            await store.close()
+        first = first or row
+        print(f"{size:8d}" + cells(row, first, keys))
+
+
+def stored_alert(fingerprint: str, name: str, starts: float = 0.0, status: str = "firing") -> Any:
+    from router.alerts import Alert
+
+    labels = {"alertname": name, "namespace": "shop", "pod": f"pod-{fingerprint}"}
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(starts or time.time()))
+    ended = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((starts or time.time()) + 540))
+    return Alert.model_validate(
+        {"status": status, "labels": labels, "startsAt": started, "fingerprint": fingerprint,
+         "endsAt": ended if status == "resolved" else None}
+    )  # fmt: skip
+
+
+async def fill_store(store: Store, size: int) -> None:
+    """``size`` finished alert states: firing + resolved pairs over 45 days, 100 alert names."""
+    now = time.time()
+    events, latest = [], {}
+    for i in range(size):
+        fingerprint, name = f"fp{(i // 2) % (size // 10)}", f"Alert{(i // 2) % 100}"
+        received = now - (size - i) * (45 * 86400 / size)
+        alert = stored_alert(
+            fingerprint, name, received - (i % 2) * 540, ("firing", "resolved")[i % 2]
+        )
+        events.append({
+            "id": i + 1, "state_key": f"{fingerprint}|{i}", "fingerprint": fingerprint,
+            "alertname": name, "status": alert.status, "payload_id": 1,
+            "alert_json": alert.model_dump_json(), "receiver": "r", "group_key": "g",
+            "external_url": "", "received_at": received, "available_at": received,
+            "state": "done", "result_json": "{}",
+        })  # fmt: skip
+        latest[fingerprint] = {"fingerprint": fingerprint, "alertname": name,
+                               "status": alert.status, "last_event_id": i + 1, "updated_at": received}  # fmt: skip
+    async with store.db.write() as conn:
+        await conn.execute(payloads.insert(), [{"id": 1, "received_at": now, "receiver": "r", "group_key": "g", "body": "{}"}])  # fmt: skip
+        for start in range(0, size, 5000):
+            await conn.execute(alert_events.insert(), events[start : start + 5000])
+        await conn.execute(alerts.insert(), list(latest.values()))
+
+
 async def profile_render() -> None:
     """Where rendering the Slack message goes: cProfile's top functions by cumulative time."""
     import cProfile
@@ -264,6 +339,8 @@ async def main() -> None:
     parser.add_argument("--payload-sizes", type=int, nargs="+", default=[1, 10, 100, 1000])
     parser.add_argument("--library-sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--alerts", type=int, default=1000, help="alerts per payload-size row")
+    parser.add_argument("--store-sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--only-store", action="store_true", help="only the store-size rows")
     parser.add_argument("--quick", action="store_true", help="fewer alerts per row")
     parser.add_argument(
         "--profile", action="store_true", help="cProfile SlackSink.render of 300 alerts, then stop"
@@ -277,8 +354,10 @@ async def main() -> None:
         return
     print(f"machine: {machine()}; in-process, SQLite on local disk, no live backend")
     with tempfile.TemporaryDirectory(prefix="bench-growth-") as tmp:
-        await by_payload_size(args.payload_sizes, args.alerts, Path(tmp))
-        await by_library_size(args.library_sizes, 150 if args.quick else 300, Path(tmp))
+        if not args.only_store:
+            await by_payload_size(args.payload_sizes, args.alerts, Path(tmp))
+            await by_library_size(args.library_sizes, 150 if args.quick else 300, Path(tmp))
+        await by_store_size(args.store_sizes[:2] if args.quick else args.store_sizes, Path(tmp))
 
 
 if __name__ == "__main__":

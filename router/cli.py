@@ -96,7 +96,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     triage.add_argument("payload", help="Alertmanager webhook JSON file, or - for stdin")
     triage.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    _coverage_arguments(verb("coverage", _coverage, "Report the runbook coverage of alert rules."))
     return parser
+
+
+def _coverage_arguments(coverage: argparse.ArgumentParser) -> None:
+    from router.coverage.formats import FORMATS
+
+    coverage.add_argument(
+        "rule_files",
+        nargs="*",
+        type=Path,
+        help="Prometheus rule files or PrometheusRule manifests",
+    )
+    coverage.add_argument(
+        "--prometheus",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="read the rules a Prometheus has loaded (default URL: prometheus.url; same auth)",
+    )
+    coverage.add_argument("--format", choices=sorted(FORMATS), default="table")
+    coverage.add_argument(
+        "--fail-under",
+        type=float,
+        metavar="PCT",
+        help="exit 1 when fewer than PCT %% of the rules have a runbook section",
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -223,6 +249,37 @@ def _triage(args: argparse.Namespace) -> int:
     for line in asyncio.run(triage_payload(settings, payload, as_json=args.json)):
         print(line)
     return EXIT_OK
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    from router.coverage import build_report, rules_from_files, rules_from_prometheus
+    from router.coverage.formats import FORMATS
+    from router.coverage.sources import DEFAULT_PROMETHEUS
+    from router.service import load_components
+
+    settings = _settings(args)
+    if args.prometheus is None and not args.rule_files:
+        print("error: coverage needs rule files or --prometheus [URL]", file=sys.stderr)
+        return EXIT_USAGE
+    if args.fail_under is not None and not 0 <= args.fail_under <= 100:
+        print("error: --fail-under takes a percentage from 0 to 100", file=sys.stderr)
+        return EXIT_USAGE
+    prometheus = settings.prometheus
+    if args.prometheus:
+        prometheus = prometheus.model_copy(update={"url": args.prometheus})
+    if args.prometheus is not None and not prometheus.url:
+        print("error: --prometheus needs a URL, or prometheus.url set", file=sys.stderr)
+        return EXIT_USAGE
+    rules = rules_from_files(args.rule_files)
+    if args.prometheus is not None:
+        rules += rules_from_prometheus(prometheus)
+    components = load_components(settings)
+    report = build_report(
+        rules, components.classifier, components.finder, prometheus.url or DEFAULT_PROMETHEUS
+    )
+    print(FORMATS[args.format](report))
+    failed = args.fail_under is not None and report.percent < args.fail_under
+    return EXIT_PROBLEMS if failed else EXIT_OK
 
 
 def _read_payload(source: str) -> WebhookPayload | None:

@@ -183,6 +183,13 @@ class DiagnosticsSettings(Section):
     http: HttpProbeSettings = Field(default_factory=HttpProbeSettings)
 
 
+class HistorySettings(Section):
+    """An alert's own history in every message, and how long the store keeps alert states."""
+
+    days: int = Field(default=7, ge=1)  # the window "4th time in 7 days" looks at
+    retention_days: float = Field(default=30.0, gt=0)  # finished states older than this go
+
+
 class LogSettings(Section):
     format: Literal["text", "json"] = "text"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -211,6 +218,7 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     playbooks: list[Path] = Field(default_factory=lambda: [BUILTIN_PLAYBOOKS])
     diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
 
     @property
     def config_dir(self) -> Path:

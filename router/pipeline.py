@@ -8,12 +8,22 @@ itself happens later, from the durable outbox (``router.outbox``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from router.alerts import Alert
-from router.triage import Classification, Finding, RunbookExcerpt, RunbookLink, TriageResult
+from router.triage import (
+    AlertHistory,
+    Classification,
+    Finding,
+    RunbookExcerpt,
+    RunbookLink,
+    TriageResult,
+)
+
+log = logging.getLogger("router")
 
 
 class RunbookSection(Protocol):
@@ -49,6 +59,11 @@ class Classifier(Protocol):
 
 class RunbookFinder(Protocol):
     def find(self, alert: Alert, classification: Classification) -> RunbookExcerpt | None: ...
+
+
+class HistorySource(Protocol):
+    async def of(self, alert: Alert) -> AlertHistory | None:
+        """What the store knows about this alert's earlier firings (``router.store.history``)."""
 
 
 class Diagnoser(Protocol):
@@ -102,6 +117,7 @@ class Pipeline:
     diagnoser: Diagnoser
     sinks: list[Sink]
     deadline_seconds: float = 10.0
+    history: HistorySource | None = None
 
     async def triage(self, result: TriageResult) -> TriageResult:
         """Classify, attach the runbook section and diagnose, under one deadline."""
@@ -116,6 +132,7 @@ class Pipeline:
     async def diagnose(self, result: TriageResult) -> TriageResult:
         """Run the diagnostics for a prepared result, under one deadline."""
         deadline = time.monotonic() + self.deadline_seconds
+        history = await self._history(result.alert)
         try:
             findings = await asyncio.wait_for(
                 self.diagnoser.diagnose(result, deadline), timeout=self.deadline_seconds + 1
@@ -128,7 +145,17 @@ class Pipeline:
                     severity="warning",
                 )
             ]
-        return result.model_copy(update={"findings": findings})
+        return result.model_copy(update={"findings": findings, "history": history})
+
+    async def _history(self, alert: Alert) -> AlertHistory | None:
+        """The alert's history; a store that cannot answer only leaves it out."""
+        if self.history is None:
+            return None
+        try:
+            return await self.history.of(alert)
+        except Exception as exc:
+            log.warning("cannot read the history of %s: %s", alert.alertname, exc)
+            return None
 
     def render(self, result: TriageResult) -> list[Delivery]:
         """Every sink's deliveries for this result, in sink order."""

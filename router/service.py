@@ -29,11 +29,12 @@ from router.diagnose.engine import with_builtins
 from router.library import LibraryFinder, RunbookLibrary
 from router.logs import configure_logging
 from router.metrics import Metrics
-from router.pipeline import Pipeline, Sink
+from router.pipeline import HistorySource, Pipeline, Sink
 from router.redact import Redactor, secret_values
 from router.retriage import Retriager, retriage_sinks
 from router.sinks.console import ConsoleSink
 from router.store import Store, StoreUnavailable, open_store
+from router.store.history import History
 from router.triage import TriageResult
 from router.web.app import create_app
 from router.worker import WorkerOptions, Workers
@@ -139,6 +140,7 @@ def build_pipeline(
     components: Components,
     sinks: list[Sink],
     providers: Mapping[str, Provider] | None = None,
+    history: HistorySource | None = None,
 ) -> Pipeline:
     return Pipeline(
         classifier=components.classifier,
@@ -146,6 +148,7 @@ def build_pipeline(
         diagnoser=build_diagnostics(settings, components.library, providers or {}),
         sinks=sinks,
         deadline_seconds=settings.diagnostics.deadline_seconds,
+        history=history,
     )
 
 
@@ -213,7 +216,8 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     providers = build_providers(settings, secret_values(settings))
     sinks = [*build_sinks(settings, store), *retriage_sinks(settings)]
     metrics = Metrics(sinks=sorted({sink.name for sink in sinks}))
-    pipeline = build_pipeline(settings, components, sinks, providers)
+    history = History(store.db, days=settings.history.days)
+    pipeline = build_pipeline(settings, components, sinks, providers, history)
     workers = Workers(store, pipeline, metrics, _worker_options(settings))
     retriager = Retriager.for_service(
         settings, store, pipeline, on_queued=workers.wake, metrics=metrics
@@ -238,16 +242,29 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     )
     workers.start()
     await retriager.start()
+    pruning = asyncio.create_task(_prune(store, settings.history.retention_days))
     try:
         await server.serve()
     finally:
         app.state.accepting = False
+        pruning.cancel()
         await retriager.close(settings.worker.shutdown_grace_seconds)
         await workers.stop()
         await close_sinks(pipeline.sinks)
         await asyncio.gather(*(p.close() for p in providers.values()))
         await store.close()
         log.info("runbook-router stopped")
+
+
+async def _prune(store: Store, max_age_days: float, every_seconds: float = 3600) -> None:
+    """Retention: every hour, delete finished alert states older than ``max_age_days``."""
+    while True:
+        try:
+            while await store.prune(max_age_days):
+                await asyncio.sleep(0)  # batch after batch, letting the service breathe
+        except StoreUnavailable as exc:
+            log.warning("retention: cannot prune old alert states: %s", exc)
+        await asyncio.sleep(every_seconds)
 
 
 class _Server(uvicorn.Server):

@@ -7,6 +7,7 @@ any sink.
 
 from __future__ import annotations
 
+import statistics
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -58,6 +59,7 @@ class RunbookExcerpt(BaseModel):
     subsections: list[RunbookLink] = Field(default_factory=list)
     related: list[RunbookLink] = Field(default_factory=list)
     why: str = ""
+    filled: str = ""  # which placeholders of its commands were filled from the alert
 
 
 class Evidence(BaseModel):
@@ -103,6 +105,38 @@ class Finding(BaseModel):
     verdict: Verdict | None = None
 
 
+class AlertHistory(BaseModel):
+    """What the store already knows about earlier firings of this alert."""
+
+    days: int  # the window looked at
+    earlier: int  # firings before this one within the window
+    minutes_to_resolve: list[float] = Field(default_factory=list)  # of those that resolved
+    last_verdict: str | None = None  # the top verdict of the previous firing
+    scope: str = ""  # "" for this fingerprint, else e.g. "PodCrashLooping in namespace shop"
+
+    @property
+    def text(self) -> str:
+        """``4th time in 7 days; resolved after 6 to 14 min (median 9); last time: ...``."""
+        count = _ordinal(self.earlier + 1)
+        parts = [f"{count} time in {self.days} days" + (f" for {self.scope}" if self.scope else "")]
+        if durations := sorted(self.minutes_to_resolve):
+            low, high, median = durations[0], durations[-1], statistics.median(durations)
+            span = (
+                f"{low:.0f} min" if round(low) == round(high) else f"{low:.0f}\u2013{high:.0f} min"
+            )
+            parts.append(
+                f"resolved after {span}" + (f" (median {median:.0f})" if len(durations) > 2 else "")
+            )
+        if self.last_verdict:
+            parts.append(f"last time: {self.last_verdict}")
+        return "; ".join(parts)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 class StoredAlertState(Protocol):
     """An alert state with where it came from (a job, or the latest state of an alert)."""
 
@@ -122,6 +156,7 @@ class TriageResult(BaseModel):
     classification: Classification = Field(default_factory=Classification)
     runbook: RunbookExcerpt | None = None
     findings: list[Finding] = Field(default_factory=list)
+    history: AlertHistory | None = None
     triaged_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod

@@ -45,6 +45,8 @@ def test_no_configuration_accepts_a_webhook_and_prints_it(tmp_path: Path) -> Non
     assert "category: crashloop (by rule pod-crash-looping)" in output
     assert "crashloop.md#pod-crash-loops" in output
     assert "    why:      declares PodCrashLooping\n" in output
+    filled = "    filled:   Filled from the alert: namespace=shop, pod=api-7d9c5-x2\n"
+    assert filled in output
     assert "UNAUTHENTICATED" in output  # the start-up warning
     assert (tmp_path / "data" / "router.db").exists()  # SQLite under ./data
 

@@ -65,6 +65,24 @@ class Threshold:
         return self.operator in ("<", "<=")
 
 
+def client_options(settings: PrometheusSettings) -> dict[str, Any]:
+    """``httpx`` client arguments for ``settings``: base URL, bearer or basic auth, TLS trust."""
+    assert settings.url, "prometheus.url is not set"
+    headers = {}
+    auth: httpx.Auth | None = None
+    if settings.token is not None:
+        headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
+    elif settings.username is not None:
+        password = settings.password.get_secret_value() if settings.password else ""
+        auth = httpx.BasicAuth(settings.username, password)
+    return {
+        "base_url": settings.url.rstrip("/"),
+        "headers": headers,
+        "auth": auth,
+        "verify": tls_verify(settings),
+    }
+
+
 class PrometheusProvider:
     """Read-only queries against one Prometheus (or a compatible API: Thanos, Mimir…)."""
 
@@ -78,19 +96,7 @@ class PrometheusProvider:
         self.redact = Redactor(secrets)
         self.redact.add(settings.token)
         self.redact.add(settings.password)
-        headers = {}
-        auth: httpx.Auth | None = None
-        if settings.token is not None:
-            headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
-        elif settings.username is not None:
-            password = settings.password.get_secret_value() if settings.password else ""
-            auth = httpx.BasicAuth(settings.username, password)
-        self.client = httpx.AsyncClient(
-            base_url=settings.url.rstrip("/"),
-            headers=headers,
-            auth=auth,
-            verify=tls_verify(settings),
-        )
+        self.client = httpx.AsyncClient(**client_options(settings))
 
     async def run(self, check: Check, context: AlertContext) -> CheckOutcome:
         if check.kind == "query":

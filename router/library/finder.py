@@ -8,6 +8,7 @@ from router.alerts import Alert
 from router.library.library import RunbookLibrary
 from router.library.links import is_external
 from router.library.model import Section
+from router.library.placeholders import ready_to_paste
 from router.library.query import AlertQuery, alert_query
 from router.library.ranking import Candidate
 from router.library.terms import terms
@@ -37,7 +38,8 @@ class Choice:
 
 
 class LibraryFinder:
-    """Finds the runbook section for an alert, most specific evidence first.
+    """Finds the runbook section for an alert, most specific evidence first, and returns
+    its excerpt with the commands filled from the alert's labels (:mod:`.placeholders`).
 
     1. ``classification.runbook_ref`` when it resolves in the library (a link to a
        whole file narrows to that file's best-ranked topic);
@@ -53,7 +55,9 @@ class LibraryFinder:
     def find(self, alert: Alert, classification: Classification) -> RunbookExcerpt | None:
         choice = self.choose(alert, classification)
         if choice is not None:
-            return self.library.excerpt(choice.section, why=choice.why)
+            return ready_to_paste(
+                self.library.excerpt(choice.section, why=choice.why), alert.labels
+            )
         ref = classification.runbook_ref
         if ref and is_external(ref):
             title = f"Runbook for {alert.alertname}" if alert.alertname else "Runbook"

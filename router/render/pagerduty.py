@@ -113,12 +113,15 @@ def custom_details(result: TriageResult) -> dict[str, Any]:
         },
         "findings": [_finding_detail(f) for f in _ordered(result.findings)],
     }
+    if result.history is not None:
+        details["history"] = result.history.text
     if result.runbook is not None:
         details["runbook"] = {
             "title": result.runbook.link.title,
             "ref": _ref(result.runbook.link),
             "url": runbook_url(result),
             "why": result.runbook.why,
+            "filled": result.runbook.filled,
             "excerpt": truncate(result.runbook.markdown, EXCERPT_LIMIT),
         }
     return details
@@ -173,6 +176,8 @@ def note_text(result: TriageResult) -> str:
     lines = [f"runbook-router triage of {alert.alertname} ({result.classification.category})"]
     if result.classification.reasons:
         lines.append(f"Why: {'; '.join(result.classification.reasons)}")
+    if result.history is not None:
+        lines.append(f"History: {result.history.text}")
     lines.append("")
     lines.append("Findings:" if result.findings else "Findings: none")
     for finding in _ordered(result.findings):
@@ -182,6 +187,8 @@ def note_text(result: TriageResult) -> str:
         lines += ["", f"Runbook: {result.runbook.link.title} <{where}>"]
         if result.runbook.why:
             lines.append(f"Why this section: {result.runbook.why}")
+        if result.runbook.filled:
+            lines.append(result.runbook.filled)
     elif runbook_url(result):
         lines += ["", f"Runbook: <{runbook_url(result)}>"]
     return "\n".join(lines)

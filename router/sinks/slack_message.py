@@ -160,9 +160,18 @@ class SlackMessages:
 
     def _runbook_blocks(self, result: TriageResult) -> list[JSON]:
         excerpt = result.runbook
+        history = (
+            [kit.context(f"_History: {escape(result.history.text)}_")] if result.history else []
+        )
         if excerpt is None:
-            return [kit.divider(), kit.context("_No runbook section found for this alert._")]
+            return [
+                kit.divider(),
+                kit.context("_No runbook section found for this alert._"),
+                *history,
+            ]
         why = [kit.context(f"_Why this section: {escape(excerpt.why)}_")] if excerpt.why else []
+        why += [kit.context(f"_{escape(excerpt.filled)}_")] if excerpt.filled else []
+        why += history
         if not self.runbook_is_long(result):
             return [
                 kit.divider(),

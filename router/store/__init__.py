@@ -4,7 +4,8 @@
 durable ingest and the job queue (``router.store.jobs``), the delivery
 outbox (``store.outbox``), where each alert's messages live (``store.messages``),
 look-ups of stored alerts (``store.lookup``), re-triage requests (``store.retriages``)
-and rate-limit pauses shared by replicas (``store.pauses``).
+and rate-limit pauses shared by replicas (``store.pauses``); ``router.store.history``
+reads an alert's own history, ``router.store.retention`` prunes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from router.store.lookup import AlertSummary, Lookup, StoredState
 from router.store.messages import Messages
 from router.store.outbox import Outbox, OutboxItem
 from router.store.pauses import Pauses
+from router.store.retention import prune
 from router.store.retriages import Recorded, Retriages
 from router.store.schema import current_version, migrate
 
@@ -63,6 +65,10 @@ class Store(JobQueue):
 
     async def schema_version(self) -> int:
         return await current_version(self.db)
+
+    async def prune(self, max_age_days: float) -> int:
+        """Delete finished alert states older than ``max_age_days`` (one bounded batch)."""
+        return await prune(self.db, self.clock() - max_age_days * 86400)
 
     async def queue_depth(self) -> int:
         return await self.depth()

@@ -76,6 +76,8 @@ alert_events = Table(
     Column("last_error", Text),
     Index("ix_alert_events_claim", "state", "available_at"),
     Index("ix_alert_events_fingerprint", "fingerprint", "id"),
+    Index("ix_alert_events_received", "received_at"),
+    Index("ix_alert_events_payload", "payload_id"),
 )
 
 # The latest known state of every alert, for look-ups by fingerprint or name.
@@ -88,6 +90,7 @@ alerts = Table(
     Column("last_event_id", _ID, nullable=False),
     Column("updated_at", Float, nullable=False),
     Index("ix_alerts_alertname", "alertname"),
+    Index("ix_alerts_last_event", "last_event_id"),
 )
 
 # Every remote call a sink will make, written with the triage that produced it.
@@ -115,6 +118,7 @@ outbox = Table(
     Column("lane", Text),  # the channel (or group) a delivery goes to, for fair claiming
     Index("ix_outbox_claim", "state", "next_attempt_at"),
     Index("ix_outbox_order", "fingerprint", "sink", "id"),
+    Index("ix_outbox_event", "event_id"),
 )
 
 # Where each alert's message lives in a sink (Slack channel + ts, PagerDuty incident id),
@@ -150,6 +154,7 @@ retriages = Table(
     Column("lease_until", Float),
     Index("ix_retriages_fingerprint", "fingerprint", "event_id", "state"),
     Index("ix_retriages_state", "state", "created_at"),
+    Index("ix_retriages_event", "event_id"),
 )
 
 # PagerDuty incidents of alerts we routed, as their webhooks describe them (for
@@ -215,8 +220,17 @@ async def _v4(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: pauses.create(sync, checkfirst=True))
 
 
+async def _v5(conn: AsyncConnection) -> None:
+    """Indexes by alert state, so retention (``router.store.retention``) never scans."""
+    for table, name in ((alert_events, "ix_alert_events_received"),
+                        (alert_events, "ix_alert_events_payload"), (alerts, "ix_alerts_last_event"),
+                        (outbox, "ix_outbox_event"), (retriages, "ix_retriages_event")):  # fmt: skip
+        index = next(i for i in table.indexes if i.name == name)
+        await conn.run_sync(lambda sync, index=index: index.create(sync, checkfirst=True))
+
+
 # Append-only: version N is MIGRATIONS[N - 1]. Never edit a released migration.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5]
 LATEST_VERSION = len(MIGRATIONS)
 
 

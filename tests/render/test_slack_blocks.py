@@ -14,7 +14,7 @@ from router.render import slack_blocks as kit
 from router.render.mrkdwn import Block, blocks
 from router.render.silence import silence_url
 from router.sinks.slack_message import SlackMessages
-from router.triage import Evidence, Finding, RunbookExcerpt, RunbookLink
+from router.triage import AlertHistory, Evidence, Finding, RunbookExcerpt, RunbookLink
 from tests.harness.fake_slack import triage_result
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
@@ -81,6 +81,21 @@ def test_the_message_says_why_this_section() -> None:
     unexplained = excerpt.model_copy(update={"why": ""})
     shown = str(MESSAGES.message(triage_result(runbook=unexplained)))
     assert "Why this section" not in shown
+
+
+def test_the_message_says_which_placeholders_were_filled() -> None:
+    excerpt = RunbookExcerpt(
+        link=RunbookLink(title="Crash loop", url="https://rb/crashloop"),
+        markdown="## Crash loop\n\n`kubectl -n shop get pods`",
+        why="declares PodCrashLooping",
+        filled="Filled from the alert: namespace=shop",
+    )
+    message = MESSAGES.message(triage_result(runbook=excerpt))
+    contexts = [e["text"] for b in check(message) if b["type"] == "context" for e in b["elements"]]
+    assert "_Filled from the alert: namespace=shop_" in contexts
+    assert contexts.index("_Why this section: declares PodCrashLooping_") + 1 == contexts.index(
+        "_Filled from the alert: namespace=shop_"
+    )
 
 
 def test_a_huge_runbook_is_summarised_and_split_at_block_boundaries() -> None:
@@ -171,3 +186,14 @@ def _findings() -> list[Finding]:
         )
         for _ in range(3)
     ]
+
+
+@pytest.mark.parametrize("with_runbook", [True, False])
+def test_the_message_says_what_the_store_knows_of_earlier_firings(with_runbook: bool) -> None:
+    history = AlertHistory(days=7, earlier=3, minutes_to_resolve=[6, 9, 14], last_verdict="a → b")
+    excerpt = RunbookExcerpt(link=RunbookLink(title="Latency", url="https://rb/l"), markdown="x")
+    result = triage_result(runbook=excerpt if with_runbook else None)
+    message = MESSAGES.message(result.model_copy(update={"history": history}))
+    contexts = [e["text"] for b in check(message) if b["type"] == "context" for e in b["elements"]]
+    text = "4th time in 7 days; resolved after 6\u201314 min (median 9); last time: a → b"
+    assert f"_History: {text}_" in contexts

@@ -83,6 +83,7 @@ def triage(
             markdown="# Crash loop\n\nCheck the last termination reason.\n",
             subsections=[oom],
             why="rule crashloop names this section",
+            filled="Filled from the alert: namespace=shop",
         ),
         findings=[
             Finding(title="Deployment api: 3/3 ready", source="kubernetes", severity="info"),

@@ -76,6 +76,7 @@ async def test_lifecycle_trigger_note_resolve(
     }
     assert details["runbook"]["excerpt"].startswith("# Crash loop")
     assert details["runbook"]["why"] == "rule crashloop names this section"
+    assert details["runbook"]["filled"] == "Filled from the alert: namespace=shop"
     hrefs = {link["text"]: link["href"] for link in event["links"]}
     assert hrefs["Runbook: Crash loop"] == "https://runbooks.example/crashloop"
     assert hrefs["Slack thread"] == PERMALINK
@@ -99,6 +100,7 @@ async def test_lifecycle_trigger_note_resolve(
     assert "Verdict: OOMKilled: the memory limit is too low" in content
     assert "Runbook: Crash loop <https://runbooks.example/crashloop>" in content
     assert "\nWhy this section: rule crashloop names this section\n" in content
+    assert "\nFilled from the alert: namespace=shop\n" in content
     assert f"Slack: <{PERMALINK}>" in content
     assert content.endswith(f"runbook-router delivery: {firing['note'].key}")
     assert incident.notes[0]["content"] == content

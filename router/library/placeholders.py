@@ -1,0 +1,141 @@
+"""Commands ready to paste: fill a runbook excerpt's placeholders from the alert's labels.
+
+Only code is touched (fenced blocks and inline code), never prose, and only these
+forms, for the names below (case, ``-``/``_`` and a ``name`` suffix do not matter):
+
+- ``<namespace>``, ``<pod-name>``;
+- ``$NAMESPACE``, ``${POD}`` (upper case only);
+- ``{{ namespace }}``, ``{{ $labels.namespace }}``, ``{{ .Labels.namespace }}``;
+- ``NAMESPACE=...``, ``NS=<namespace>``, ``POD=""`` (the assigned value is filled).
+
+A label value is attacker-controlled text, so it is only substituted when it is a plain
+token: letters, digits and ``._-:/@``, starting with a letter or digit (no option
+injection such as ``--all``), at most 253 characters. Any other value is not
+substituted at all (the placeholder stays as written, and the note says so): no
+substitution can turn one command into two.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from router.triage import RunbookExcerpt
+
+# placeholder name -> the labels that give its value, in order of preference
+SOURCES: dict[str, tuple[str, ...]] = {
+    "namespace": ("namespace", "exported_namespace"),
+    "pod": ("pod", "pod_name"),
+    "container": ("container", "container_name"),
+    "deployment": ("deployment",),
+    "statefulset": ("statefulset",),
+    "daemonset": ("daemonset",),
+    "service": ("service",),
+    "instance": ("instance",),
+    "job": ("job",),
+    "node": ("node",),
+    "datname": ("datname", "database"),
+}
+ALIASES = {"ns": "namespace", "deploy": "deployment", "svc": "service", "db": "datname"}
+ALIASES |= {"database": "datname", "host": "instance"}
+MAX_VALUE = 253
+
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-:/@]*")
+_PLACEHOLDER = re.compile(
+    r"""\b(?P<var>[A-Z][A-Z0-9_]*)=(?P<unset>\.\.\.|""|''|<[^<>\s]*>)"""
+    r"|<(?P<angle>[A-Za-z][\w-]*)>"
+    r"|\$\{(?P<braced>[A-Z][A-Z0-9_]*)\}"
+    r"|\$(?P<dollar>[A-Z][A-Z0-9_]*)\b"
+    r"|\{\{\s*(?:\$labels\.|\.Labels\.)?(?P<template>[A-Za-z][\w-]*)\s*\}\}"
+)
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_INLINE = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+
+
+@dataclass(frozen=True)
+class Filled:
+    """The excerpt with its placeholders filled, what was filled, and what was refused."""
+
+    markdown: str
+    filled: dict[str, str] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def note(self) -> str:
+        """One line for the message: ``Filled from the alert: namespace=shop, pod=api-1``."""
+        parts = []
+        if self.filled:
+            parts.append(
+                "Filled from the alert: " + ", ".join(f"{k}={v}" for k, v in self.filled.items())
+            )
+        if self.refused:
+            parts.append("not filled (not a plain value): " + ", ".join(self.refused))
+        return "; ".join(parts)
+
+
+def canonical(name: str) -> str | None:
+    """The placeholder a written name stands for (``POD_NAME`` → ``pod``), or None."""
+    key = name.lower().replace("-", "").replace("_", "")
+    for candidate in (key, key.removesuffix("name")):
+        candidate = ALIASES.get(candidate, candidate)
+        if candidate in SOURCES:
+            return candidate
+    return None
+
+
+def values_from_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """Each placeholder's value from the alert's labels, where it has one."""
+    values = {}
+    for name, sources in SOURCES.items():
+        value = next((labels[s] for s in sources if labels.get(s)), None)
+        if value is not None:
+            values[name] = value
+    return values
+
+
+def is_plain(value: str) -> bool:
+    """Safe to paste into a shell command unquoted: one token, not an option."""
+    return len(value) <= MAX_VALUE and _PLAIN.fullmatch(value) is not None
+
+
+def fill(markdown: str, values: Mapping[str, str]) -> Filled:
+    """Fill the recognised placeholders in the code of ``markdown`` with ``values``."""
+    filled: dict[str, str] = {}
+    refused: list[str] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        written = next(g for g in match.groupdict().values() if g is not None)
+        name = canonical(written)
+        if name is None or name not in values:
+            return match.group(0)
+        value = values[name]
+        if not is_plain(value):
+            if name not in refused:
+                refused.append(name)
+            return match.group(0)
+        filled.setdefault(name, value)
+        return f"{match['var']}={value}" if match["var"] else value
+
+    def in_code(text: str) -> str:
+        return _PLACEHOLDER.sub(substitute, text)
+
+    lines, fence = [], ""
+    for line in markdown.splitlines(keepends=True):
+        opening = _FENCE.match(line)
+        if fence:
+            closes = opening and opening[1][0] == fence[0] and len(opening[1]) >= len(fence)
+            fence = "" if closes and not line.strip().strip(fence[0]) else fence
+            lines.append(line if not fence else in_code(line))
+        elif opening:
+            fence = opening[1]
+            lines.append(line)
+        else:
+            lines.append(_INLINE.sub(lambda m: m[1] + in_code(m[2]) + m[1], line))
+    return Filled("".join(lines), filled, refused)
+
+
+def ready_to_paste(excerpt: RunbookExcerpt, labels: Mapping[str, str]) -> RunbookExcerpt:
+    """The excerpt with its commands filled from ``labels``, and the note saying what was."""
+    result = fill(excerpt.markdown, values_from_labels(labels))
+    return excerpt.model_copy(update={"markdown": result.markdown, "filled": result.note})
