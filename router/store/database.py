@@ -179,6 +179,8 @@ class Database:
         """
         gate = self._gate(urgent) if self._gate else contextlib.nullcontext()
         async with gate, self._guard(), self.engine.begin() as conn:
+            if self._gate:
+                await conn.exec_driver_sql(_BEGIN_WRITE)
             yield conn
         if self._checkpoints is not None:
             self._checkpoints.written()
@@ -234,8 +236,14 @@ class Database:
         await self.engine.dispose()
 
 
+# SQLite: a write transaction takes the write lock when it starts, so that what it reads
+# (rows to claim, states already stored) is not changed by another process before it writes.
+_BEGIN_WRITE = "BEGIN IMMEDIATE"
+
+
 def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
     with engine.begin() as conn:
+        conn.exec_driver_sql(_BEGIN_WRITE)
         return work(conn)
 
 
