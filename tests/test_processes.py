@@ -123,24 +123,28 @@ def test_killing_the_web_process_takes_its_workers_with_it(tmp_path: Path) -> No
 def test_work_runs_alone_and_shares_the_queue_with_serve(tmp_path: Path) -> None:
     env = environment(tmp_path)
     router = RouterProcess(tmp_path, env, args=["--workers", "1"]).start()
-    alone = subprocess.Popen(
-        [sys.executable, "-m", "router", "work"],
-        cwd=tmp_path,
-        env={**router.env, "ROUTER_WORKR_COUNT": "2"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log = tmp_path / "work.log"
+    with log.open("wb") as out:
+        alone = subprocess.Popen(
+            [sys.executable, "-m", "router", "work"],
+            cwd=tmp_path,
+            env={**router.env, "ROUTER_WORKR_COUNT": "2"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     names = [f"Shared{i}" for i in range(30)]
     try:
+        wait_for_text(log, f"worker process {alone.pid} taking work")
         for name in names:
             assert post(router, factories.alert(name), token=TOKEN).status_code == 202
         output = delivered(tmp_path / "console.txt", names)
     finally:
         alone.send_signal(signal.SIGTERM)
-        logged = alone.communicate(timeout=20)[0].decode()
+        alone.wait(20)
         assert router.terminate() == 0
     assert alone.returncode == 0
     assert all(output.count(f"==> [FIRING] {n} ") == 1 for n in names)
+    logged = log.read_text()
     assert "ROUTER_WORKR_COUNT: did you mean ROUTER_WORKER_COUNT?" in logged  # not supervised
     assert f"worker process {alone.pid} taking work (niceness {os.nice(0)})" in logged
     assert f"worker process {alone.pid} stopped" in logged
