@@ -299,14 +299,14 @@ async def work(settings: Settings, *, supervised: bool = False) -> None:
 
     ``supervised``: started by ``serve``, which has already logged the start-up warnings.
     """
+    stopping = asyncio.Event()  # a signal during start-up stops it cleanly too
+    loop = asyncio.get_running_loop()
+    for sig in _SIGNALS:
+        loop.add_signal_handler(sig, stopping.set)
     components = _start_up(settings, warn=not supervised)
     if supervised:
         become_supervised()
     runtime = await open_runtime(settings, components)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in _SIGNALS:
-        loop.add_signal_handler(sig, stopping.set)
     await runtime.start()
     log.info("worker process %d taking work (niceness %d)", os.getpid(), os.nice(0))
     try:
