@@ -3,7 +3,8 @@
 Both servers run as separate uvicorn processes with the same settings; the
 baseline is a bare starlette app that reads the body and answers 202 (the
 ceiling). The router runs as in production (``runbook-router serve``: durable
-store, workers triaging in the background, console sink writing to /dev/null).
+store, worker processes triaging in the background, console sink writing to /dev/null);
+``--in-process`` also measures ``serve --workers 0`` (the workers in the web process).
 
     python bench/ingest.py                      # SQLite and PostgreSQL, 1 and 50 alerts
     python bench/ingest.py --backends sqlite --seconds 3
@@ -80,6 +81,8 @@ class Server:
             argv = [sys.executable, "-m", "router", "serve", "--port", str(self.port)]
             if kind == "web-only":
                 argv = [sys.executable, "-m", "bench.web_only", str(self.port)]
+            elif kind == "in-process":
+                argv += ["--workers", "0"]
             env |= {
                 "ROUTER_DATA_DIR": str(workdir / "data"),
                 "ROUTER_CONSOLE_PATH": os.devnull,
@@ -201,6 +204,7 @@ async def main() -> None:
     parser.add_argument(
         "--web-only", action="store_true", help="also measure the web app without its workers"
     )
+    parser.add_argument("--in-process", action="store_true", help="also measure serve --workers 0")
     args = parser.parse_args()
     print(
         f"machine: {os.cpu_count()} cores; concurrency {args.concurrency}; "
@@ -217,6 +221,9 @@ async def main() -> None:
         for backend in args.backends:
             result = await scenario("router", backend, alerts, args)
             print(row(f"router {backend}, {alerts} alerts", result, base))
+            if args.in_process:
+                result = await scenario("in-process", backend, alerts, args)
+                print(row("  workers in-process", result, base))
             if args.web_only:
                 result = await scenario("web-only", backend, alerts, args)
                 print(row("  web only (no workers)", result, base))

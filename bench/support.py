@@ -123,6 +123,14 @@ def proc_sample(pid: int) -> ProcSample:
     return ProcSample(cpu, status.get("VmRSS", 0.0), status.get("VmHWM", 0.0))
 
 
+def family(pid: int) -> list[int]:
+    """``pid`` and its child processes (``serve``'s worker processes)."""
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(child) for child in (task / "children").read_text().split()]
+    return [pid, *kids]
+
+
 def write_config(workdir: Path, **sections: Any) -> Path:
     """A router YAML configuration under ``workdir``: SQLite there, Slack at the fake, no Kubernetes."""
     config: dict[str, Any] = {

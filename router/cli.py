@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -77,6 +78,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=None,
+        metavar="N",
+        help="triage and delivery processes beside the web process (one per core beyond the "
+        "first, at least one); 0 runs them inside the web process",
+    )
+    work = verb(
+        "work",
+        _work,
+        "Run triage and delivery only, no web app: workers scaled apart from `serve`.",
+    )
+    work.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
     verb("check", _check, "Validate the configuration, rules and runbooks: file:line per problem.")
     classify = verb(
         "classify", _classify, "Print each alert's category and runbook section (JSON lines)."
@@ -130,9 +145,28 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from router.service import serve
+    from router.processes import default_worker_processes, metrics_shared_by_processes
 
-    asyncio.run(serve(_settings(args), host=args.host, port=args.port))
+    workers = default_worker_processes() if args.workers is None else args.workers
+    shared = metrics_shared_by_processes() if workers else contextlib.nullcontext()
+    with shared:
+        from router.service import serve
+
+        run = serve(_settings(args), host=args.host, port=args.port, worker_processes=workers)
+        asyncio.run(run)
+    return EXIT_OK
+
+
+def _worker_count(text: str) -> int:
+    if not text.isdigit() or int(text) > 64:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 64, not {text!r}")
+    return int(text)
+
+
+def _work(args: argparse.Namespace) -> int:
+    from router.service import work
+
+    asyncio.run(work(_settings(args), supervised=args.supervised))
     return EXIT_OK
 
 

@@ -2,10 +2,14 @@
 
 The web layer counts requests and received alerts; the workers count jobs and
 deliveries through the same object. ``GET /metrics`` serves :meth:`Metrics.render`.
+When ``serve`` runs worker processes, every process writes its values under
+``PROMETHEUS_MULTIPROC_DIR`` (set before ``prometheus_client`` is imported) and the
+web process's scrape adds them up; the gauges are set by the web process alone.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import (
@@ -18,8 +22,10 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from router import __version__
+from router.processes import METRICS_DIR_VARIABLE
 from router.store import SinkBacklog
 
 PREFIX = "runbook_router_"
@@ -42,7 +48,11 @@ class Metrics:
         r = self.registry
         ProcessCollector(registry=r)  # process_resident_memory_bytes, _cpu_seconds_total, ...
         Gauge(
-            PREFIX + "build_info", "The running version (always 1).", ["version"], registry=r
+            PREFIX + "build_info",
+            "The running version (always 1).",
+            ["version"],
+            registry=r,
+            multiprocess_mode="max",
         ).labels(version=__version__).set(1)
         self.http_requests = Counter(
             PREFIX + "http_requests",
@@ -71,6 +81,7 @@ class Metrics:
             PREFIX + "queue_depth",
             "Alert jobs waiting to be processed (refreshed on every scrape).",
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.job_age = Histogram(
             PREFIX + "job_age_seconds",
@@ -116,18 +127,21 @@ class Metrics:
             "Deliveries waiting in the outbox, by sink (refreshed on every scrape).",
             ["sink"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.outbox_oldest_age = Gauge(
             PREFIX + "outbox_oldest_pending_age_seconds",
             "Age of the oldest delivery waiting in the outbox, by sink (0 when none waits).",
             ["sink"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.outbox_dead = Gauge(
             PREFIX + "outbox_dead_letters",
             "Deliveries given up for good and kept in the outbox (dead letters), by sink.",
             ["sink"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
 
     def set_outbox(self, backlog: Iterable[SinkBacklog]) -> None:
@@ -144,7 +158,17 @@ class Metrics:
     def render(self) -> tuple[bytes, str]:
         """The registry in the Prometheus text format (without ``_created`` series), and its
         content type."""
-        return generate_latest(_WithoutCreated(self.registry)), CONTENT_TYPE_LATEST
+        return generate_latest(_WithoutCreated(self._collected())), CONTENT_TYPE_LATEST
+
+    def _collected(self) -> CollectorRegistry:
+        """This process's registry; with worker processes, every process's values added up
+        (and this process's resource use)."""
+        if METRICS_DIR_VARIABLE not in os.environ:
+            return self.registry
+        shared = CollectorRegistry()
+        MultiProcessCollector(shared)
+        ProcessCollector(registry=shared)
+        return shared
 
 
 class _WithoutCreated:

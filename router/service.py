@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -30,6 +31,7 @@ from router.library import LibraryFinder, RunbookLibrary
 from router.logs import configure_logging
 from router.metrics import Metrics
 from router.pipeline import HistorySource, Pipeline, Sink
+from router.processes import WorkerProcesses, become_supervised, worker_command
 from router.redact import Redactor, secret_values
 from router.retriage import Retriager, retriage_sinks
 from router.sinks.console import ConsoleSink
@@ -199,16 +201,31 @@ def console_format(settings: Settings) -> Literal["text", "json"]:
     return settings.console.format or settings.log.format
 
 
-async def serve(settings: Settings, *, host: str, port: int) -> None:
-    """Run the web service and its workers until SIGINT/SIGTERM, then shut down cleanly."""
-    configure_logging(
-        settings.log.format, settings.log.level, redactor=Redactor(secret_values(settings))
-    )
-    for warning in unknown_variables():
-        log.warning(warning)
-    components = load_components(settings)
-    for problem in find_problems(settings, components.library, components.rules):
-        log.warning("%s (runbook-router check lists every problem)", problem)
+@dataclass
+class Runtime:
+    """What one process opens to take work: the store, the pipeline, its workers."""
+
+    store: Store
+    providers: Mapping[str, Provider]
+    pipeline: Pipeline
+    metrics: Metrics
+    workers: Workers
+    retriager: Retriager
+
+    async def start(self) -> None:
+        self.workers.start()
+        await self.retriager.start()
+
+    async def close(self, grace_seconds: float) -> None:
+        """Finish or give back work within ``grace_seconds``, then close everything."""
+        await self.retriager.close(grace_seconds)
+        await self.workers.stop()
+        await close_sinks(self.pipeline.sinks)
+        await asyncio.gather(*(p.close() for p in self.providers.values()))
+        await self.store.close()
+
+
+async def open_runtime(settings: Settings, components: Components) -> Runtime:
     try:
         store = await open_store(settings.database_url)
     except StoreUnavailable as exc:
@@ -222,38 +239,87 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     retriager = Retriager.for_service(
         settings, store, pipeline, on_queued=workers.wake, metrics=metrics
     )
+    return Runtime(store, providers, pipeline, metrics, workers, retriager)
+
+
+def _start_up(settings: Settings, *, warn: bool = True) -> Components:
+    """Logging, then the components; ``warn`` logs unknown variables and ``check``'s problems."""
+    configure_logging(
+        settings.log.format, settings.log.level, redactor=Redactor(secret_values(settings))
+    )
+    components = load_components(settings)
+    if warn:
+        for warning in unknown_variables():
+            log.warning(warning)
+        for problem in find_problems(settings, components.library, components.rules):
+            log.warning("%s (runbook-router check lists every problem)", problem)
+    return components
+
+
+async def serve(settings: Settings, *, host: str, port: int, worker_processes: int = 0) -> None:
+    """Run the web service until SIGINT/SIGTERM, then shut down cleanly.
+
+    With ``worker_processes`` triage and delivery run in that many ``work`` processes;
+    with 0 they run in this process, beside the web app.
+    """
+    runtime = await open_runtime(settings, _start_up(settings))
+    children = WorkerProcesses(worker_command(settings.config_file), worker_processes)
+    in_process = worker_processes == 0
     app = create_app(
         settings,
-        store,
-        metrics,
-        readiness=lambda: _readiness(workers),
-        on_ingest=workers.wake,
-        retriager=retriager,
+        runtime.store,
+        runtime.metrics,
+        readiness=lambda: _readiness(runtime.workers if in_process else children),
+        on_ingest=runtime.workers.wake if in_process else None,
+        retriager=runtime.retriager,
     )
     server = _Server(
         uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
     )
     log.info(
-        "runbook-router listening on http://%s:%d (store: %s, sinks: %s)",
+        "runbook-router listening on http://%s:%d (store: %s, sinks: %s, worker processes: %s)",
         host,
         port,
-        store.backend,
-        ", ".join(s.name for s in pipeline.sinks) or "none",
+        runtime.store.backend,
+        ", ".join(s.name for s in runtime.pipeline.sinks) or "none",
+        worker_processes or "none, in-process",
     )
-    workers.start()
-    await retriager.start()
-    pruning = asyncio.create_task(_prune(store, settings.history.retention_days))
+    grace = settings.worker.shutdown_grace_seconds
+    if in_process:
+        await runtime.start()
+    else:
+        children.start()
+    pruning = asyncio.create_task(_prune(runtime.store, settings.history.retention_days))
     try:
         await server.serve()
     finally:
         app.state.accepting = False
         pruning.cancel()
-        await retriager.close(settings.worker.shutdown_grace_seconds)
-        await workers.stop()
-        await close_sinks(pipeline.sinks)
-        await asyncio.gather(*(p.close() for p in providers.values()))
-        await store.close()
+        await children.stop(grace + STOP_MARGIN_SECONDS)
+        await runtime.close(grace)
         log.info("runbook-router stopped")
+
+
+async def work(settings: Settings, *, supervised: bool = False) -> None:
+    """Run triage and delivery (no web app) until SIGINT/SIGTERM, then shut down cleanly.
+
+    ``supervised``: started by ``serve``, which has already logged the start-up warnings.
+    """
+    stopping = asyncio.Event()  # a signal during start-up stops it cleanly too
+    loop = asyncio.get_running_loop()
+    for sig in _SIGNALS:
+        loop.add_signal_handler(sig, stopping.set)
+    components = _start_up(settings, warn=not supervised)
+    if supervised:
+        become_supervised()
+    runtime = await open_runtime(settings, components)
+    await runtime.start()
+    log.info("worker process %d taking work (niceness %d)", os.getpid(), os.nice(0))
+    try:
+        await stopping.wait()
+    finally:
+        await runtime.close(settings.worker.shutdown_grace_seconds)
+        log.info("worker process %d stopped", os.getpid())
 
 
 async def _prune(store: Store, max_age_days: float, every_seconds: float = 3600) -> None:
@@ -285,9 +351,10 @@ class _Server(uvicorn.Server):
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_MARGIN_SECONDS = 5.0  # a worker process past its grace period gets this long to exit
 
 
-async def _readiness(workers: Workers) -> dict[str, bool]:
+async def _readiness(workers: Workers | WorkerProcesses) -> dict[str, bool]:
     return {"workers": workers.running}
 
 

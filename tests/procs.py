@@ -20,8 +20,8 @@ def free_port() -> int:
 
 
 class RouterProcess:
-    """``python -m router serve`` (or ``command serve``) with the given environment; logs go
-    to ``log_path``."""
+    """``python -m router serve`` (or ``command serve``) with the given environment and extra
+    ``args``; logs go to ``log_path``."""
 
     def __init__(
         self,
@@ -29,10 +29,12 @@ class RouterProcess:
         env: dict[str, str],
         port: int | None = None,
         command: list[str] | None = None,
+        args: list[str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.command = command or [sys.executable, "-m", "router"]
         self.port = port or free_port()
+        self.args = args or []
         self.env = {**_clean_environ(), **env}
         self.log_path = workdir / f"router-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -44,7 +46,7 @@ class RouterProcess:
     def start(self, timeout: float = 20.0) -> RouterProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [*self.command, "serve", "--port", str(self.port)],
+            [*self.command, "serve", "--port", str(self.port), *self.args],
             cwd=self.workdir,
             env=self.env,
             stdout=log,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -179,6 +181,8 @@ class Database:
         """
         gate = self._gate(urgent) if self._gate else contextlib.nullcontext()
         async with gate, self._guard(), self.engine.begin() as conn:
+            if self._gate:
+                await conn.exec_driver_sql(_BEGIN_WRITE)
             yield conn
         if self._checkpoints is not None:
             self._checkpoints.written()
@@ -234,9 +238,39 @@ class Database:
         await self.engine.dispose()
 
 
+# SQLite: a write transaction takes the write lock when it starts, so that what it reads
+# (rows to claim, states already stored) is not changed by another process before it writes.
+_BEGIN_WRITE = "BEGIN IMMEDIATE"
+_LOCK_RETRY_SECONDS = 0.0005
+_LOCK_PATIENCE_SECONDS = 5.0  # then SQLite's own busy handler, then StoreUnavailable
+
+
 def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
     with engine.begin() as conn:
+        _begin_write(conn)
         return work(conn)
+
+
+def _begin_write(conn: Connection) -> None:
+    """Take the write lock, retrying every half millisecond while another process (a worker
+    process, say) holds it: SQLite's own busy handler sleeps up to 100 ms between tries,
+    which a webhook waiting for its ack would feel."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    deadline = time.monotonic() + _LOCK_PATIENCE_SECONDS
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        while time.monotonic() < deadline:
+            try:
+                raw.execute(_BEGIN_WRITE)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    break
+                time.sleep(_LOCK_RETRY_SECONDS)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    conn.exec_driver_sql(_BEGIN_WRITE)  # waits as usual; raises SQLAlchemy's error
 
 
 def _create_engine(url: str, database: str | None, connect_timeout: float) -> AsyncEngine:
@@ -260,12 +294,15 @@ def _create_engine(url: str, database: str | None, connect_timeout: float) -> As
     )
 
 
+_BUSY_TIMEOUT_MS = 5000
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in (
         "journal_mode=WAL",
         "synchronous=FULL",
-        "busy_timeout=5000",
+        f"busy_timeout={_BUSY_TIMEOUT_MS}",
         "wal_autocheckpoint=0",  # see Checkpoints
         "journal_size_limit=67108864",  # a WAL file started over is trimmed to 64 MiB
         "foreign_keys=ON",

@@ -1,0 +1,164 @@
+"""``serve --workers N`` and ``work``: triage and delivery in their own, lower-priority processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import factories
+from tests.procs import RouterProcess
+from tests.test_serve import post, wait_for_text
+
+TOKEN = "processes-t0k"
+
+
+def environment(tmp_path: Path) -> dict[str, str]:
+    return {
+        "ROUTER_CONSOLE_PATH": str(tmp_path / "console.txt"),
+        "ROUTER_WEBHOOK_TOKEN": TOKEN,
+        "ROUTER_WORKER_POLL_SECONDS": "0.05",
+    }
+
+
+def worker_pids(log: Path, count: int) -> list[int]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        pids = [int(p) for p in re.findall(r"worker process (\d+) taking work", log.read_text())]
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.05)
+    raise AssertionError(f"{count} worker processes never took work:\n{log.read_text()}")
+
+
+def niceness(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[16])  # field 19 of proc(5), counted after the command name
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def delivered(console: Path, names: list[str], timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        output = console.read_text() if console.exists() else ""
+        if all(f"==> [FIRING] {n} " in output for n in names):
+            return output
+        time.sleep(0.1)
+    missing = [n for n in names if f"==> [FIRING] {n} " not in output]
+    raise AssertionError(f"never delivered: {missing}")
+
+
+def scraped(router: RouterProcess, text: str) -> str:
+    """``/metrics`` once it contains ``text`` (a worker records its counts after delivering)."""
+    deadline = time.monotonic() + 10
+    while True:
+        metrics = httpx.get(f"{router.url}/metrics", timeout=5).text
+        if text in metrics or time.monotonic() > deadline:
+            return metrics
+        time.sleep(0.1)
+
+
+def test_workers_run_apart_at_a_lower_priority_and_stop_with_sigterm(tmp_path: Path) -> None:
+    router = RouterProcess(tmp_path, environment(tmp_path), args=["--workers", "2"]).start()
+    names = [f"Apart{i}" for i in range(40)]
+    try:
+        pids = worker_pids(router.log_path, 2)
+        assert router.process is not None and router.process.pid not in pids
+        web = niceness(router.process.pid)
+        assert [niceness(pid) for pid in pids] == [web + 10, web + 10]
+        assert httpx.get(f"{router.url}/readyz", timeout=5).json()["checks"]["workers"] is True
+        for name in names:
+            assert post(router, factories.alert(name), token=TOKEN).status_code == 202
+        output = delivered(tmp_path / "console.txt", names)
+        metrics = scraped(router, 'runbook_router_deliveries_total{outcome="delivered"')
+    finally:
+        assert router.terminate() == 0
+    assert all(output.count(f"==> [FIRING] {n} ") == 1 for n in names)
+    # the web process's scrape adds up what both workers counted
+    assert 'runbook_router_jobs_processed_total{outcome="done"} 40.0' in metrics
+    assert 'runbook_router_alerts_received_total{status="firing"} 40.0' in metrics
+    assert not any(alive(pid) for pid in pids)
+    log = router.log_path.read_text()
+    assert all(f"worker process {pid} stopped" in log for pid in pids)
+    assert "runbook-router stopped" in log
+
+
+def test_a_worker_process_that_dies_is_replaced_and_its_work_is_done(tmp_path: Path) -> None:
+    env = {**environment(tmp_path), "ROUTER_WORKER_LEASE_SECONDS": "1"}
+    router = RouterProcess(tmp_path, env, args=["--workers", "1"]).start()
+    try:
+        (first,) = worker_pids(router.log_path, 1)
+        os.kill(first, signal.SIGKILL)
+        assert post(router, factories.alert("AfterAWorkerDied"), token=TOKEN).status_code == 202
+        wait_for_text(router.log_path, f"worker process {first} exited (-9), starting another")
+        delivered(tmp_path / "console.txt", ["AfterAWorkerDied"])
+    finally:
+        assert router.terminate() == 0
+
+
+def test_killing_the_web_process_takes_its_workers_with_it(tmp_path: Path) -> None:
+    router = RouterProcess(tmp_path, environment(tmp_path), args=["--workers", "2"]).start()
+    pids = worker_pids(router.log_path, 2)
+    router.kill()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, "a worker outlived its web process"
+        time.sleep(0.05)
+
+
+def test_work_runs_alone_and_shares_the_queue_with_serve(tmp_path: Path) -> None:
+    env = environment(tmp_path)
+    router = RouterProcess(tmp_path, env, args=["--workers", "1"]).start()
+    log = tmp_path / "work.log"
+    with log.open("wb") as out:
+        alone = subprocess.Popen(
+            [sys.executable, "-m", "router", "work"],
+            cwd=tmp_path,
+            env={**router.env, "ROUTER_WORKR_COUNT": "2"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    names = [f"Shared{i}" for i in range(30)]
+    try:
+        wait_for_text(log, f"worker process {alone.pid} taking work")
+        for name in names:
+            assert post(router, factories.alert(name), token=TOKEN).status_code == 202
+        output = delivered(tmp_path / "console.txt", names)
+    finally:
+        alone.send_signal(signal.SIGTERM)
+        alone.wait(20)
+        assert router.terminate() == 0
+    assert alone.returncode == 0
+    assert all(output.count(f"==> [FIRING] {n} ") == 1 for n in names)
+    logged = log.read_text()
+    assert "ROUTER_WORKR_COUNT: did you mean ROUTER_WORKER_COUNT?" in logged  # not supervised
+    assert f"worker process {alone.pid} taking work (niceness {os.nice(0)})" in logged
+    assert f"worker process {alone.pid} stopped" in logged
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "65"])
+def test_a_bad_worker_count_is_a_usage_error(tmp_path: Path, value: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "router", "serve", "--workers", value],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert f"--workers: expected a whole number from 0 to 64, not {value!r}" in done.stderr
+    assert "Traceback" not in done.stderr
