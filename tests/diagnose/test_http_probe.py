@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -16,6 +16,7 @@ from router.config import HttpProbe, HttpProbeSettings
 from router.diagnose.base import AlertContext, Check, ProviderError
 from router.diagnose.http_probe import HttpProbeProvider
 from router.triage import Classification
+from tests.harness.quiet_http import QuietHTTPServer
 from tests.procs import free_port
 
 
@@ -46,7 +47,7 @@ class Service:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import quote
 
 import pytest
@@ -20,6 +20,7 @@ from router.diagnose.base import AlertContext, Check, ProviderError
 from router.diagnose.prometheus import PrometheusProvider, expression_unit, split_threshold
 from router.triage import Classification
 from tests.harness.prometheus import PrometheusServer
+from tests.harness.quiet_http import QuietHTTPServer
 from tests.procs import free_port
 
 RATIO = 'sum(rate(http_requests_total{code=~"5.."}[10s])) / sum(rate(http_requests_total[10s]))'
@@ -214,7 +215,7 @@ class Recorder:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from tests.harness.daemon import Daemon
+from tests.harness.quiet_http import QuietHTTPServer
 from tests.procs import free_port
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -57,7 +58,7 @@ class TestExporter:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.target = f"127.0.0.1:{self.port}"  # for a scrape config
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
