@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from router.alerts import Alert
+from router.classify.classifier import MAX_EXPRESSION_CHARS, MAX_TEXT_CHARS
 from router.classify.exprfacts import SelectorUse
 from router.classify.scorer import expression_facts
 from router.library.technologies import resources, systems
@@ -161,13 +162,13 @@ def alert_query(alert: Alert, category: str | None) -> AlertQuery:
     """The terms the finder searches the library with for this alert."""
     workload, words = _workload(alert.labels)
     query = AlertQuery(workload=workload, words=words)
-    query.add(alert.alertname, ALERTNAME, "alertname")
+    query.add(alert.alertname[:MAX_TEXT_CHARS], ALERTNAME, "alertname")
     for name, weight in TEXT_ANNOTATIONS.items():
-        query.add(alert.annotations.get(name, ""), weight, name)
+        query.add(alert.annotations.get(name, "")[:MAX_TEXT_CHARS], weight, name)
     for label in sorted(MEASURED_LABELS & alert.labels.keys()):
         query.add(_measured(label, alert.labels[label]), MEASURED, f"label {label}")
-    if alert.expression:
-        _add_expression(query, alert.expression)
+    if alert.expression and len(alert.expression) <= MAX_EXPRESSION_CHARS:
+        _add_expression(query, alert.expression)  # the classifier's bound: work stays small
     query.families = {t for t in query.problem if status_family(t)}
     query.systems = systems([*query.problem, *query.workload])
     query.resources = resources(t for t, source in query.sources.items() if "synonym" not in source)

@@ -157,17 +157,7 @@ SERVICE = {"namespace": "shop", "service": "api"}
 
 async def test_oom_killed_points_at_the_oom_fix(triage: Triage) -> None:
     shop_deployment(triage.kube, rollout_minutes_before=6)
-    triage.kube.add(
-        k.pod(
-            "api-7abc-x1",
-            "shop",
-            "api-7abc",
-            "api",
-            restarts=4,
-            last_reason="OOMKilled",
-            exit_code=137,
-        )
-    )
+    triage.kube.add(k.oom_killed_pod())
     triage.kube.logs[("api-7abc-x1", "api", True)] = "starting\nfatal: out of memory"
     result = await triage.run("crashloop", CRASHING_POD)
     top = verdicts(result)[0]

@@ -25,15 +25,7 @@ def cluster():
         k.deployment("api", "shop"),
         k.replicaset("api", "shop", 6, k.ALERT_START - timedelta(days=2), "registry/api:1.4.1"),
         k.replicaset("api", "shop", 7, k.ROLLOUT_AT, "registry/api:1.4.2"),
-        k.pod(
-            "api-7abc-x1",
-            "shop",
-            "api-7abc",
-            "api",
-            restarts=4,
-            last_reason="OOMKilled",
-            exit_code=137,
-        ),
+        k.oom_killed_pod(),
     )
     fake.logs[("api-7abc-x1", "api", True)] = "starting\nfatal: out of memory"
     server = k.FakeKubeServer(fake)

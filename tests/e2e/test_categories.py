@@ -171,15 +171,7 @@ def _cluster() -> k.FakeKube:
         k.deployment("api", "shop"),
         k.replicaset("api", "shop", 6, now - timedelta(days=2), "registry/api:1.4.1"),
         k.replicaset("api", "shop", 7, now - timedelta(minutes=8), "registry/api:1.4.2"),
-        k.pod(
-            "api-7abc-x1",
-            "shop",
-            "api-7abc",
-            "api",
-            restarts=4,
-            last_reason="OOMKilled",
-            exit_code=137,
-        ),
+        k.oom_killed_pod(),
         k.deployment("orders-api", "shop", replicas=6, ready=6),
     )
     fake.logs[("api-7abc-x1", "api", True)] = "starting\nfatal: out of memory"

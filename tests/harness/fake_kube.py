@@ -246,6 +246,13 @@ def replicaset(
     }
 
 
+def oom_killed_pod(name: str = "api-7abc-x1", namespace: str = "shop") -> dict[str, Any]:
+    """The pod every crash-loop test needs: ``api`` of ReplicaSet ``api-7abc``, OOM-killed 4 times."""
+    return pod(
+        name, namespace, "api-7abc", "api", restarts=4, last_reason="OOMKilled", exit_code=137
+    )
+
+
 def pod(
     name: str,
     namespace: str,

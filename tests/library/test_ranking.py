@@ -350,3 +350,11 @@ def test_the_same_section_of_several_services_without_a_label_to_choose_is_no_an
         {"alertname": "ShopServerErrors", "namespace": "shop"}, ERRORS.format('namespace="shop"')
     )
     assert found("per-service", alert) is None
+
+
+def test_hostile_sizes_are_read_only_as_far_as_the_classifier_reads_them() -> None:
+    huge = "sum(" * 600 + "up" + ")" * 600 + " == 0"  # over the classifier's 2,048 characters
+    alert = firing({"alertname": "X"}, huge, "latency " + "filler " * 100_000 + "certificate")
+    query = alert_query(alert, None)
+    assert not any(source.startswith("metric ") for source in query.sources.values())
+    assert "latenc" in query.problem and "certif" not in query.problem
