@@ -40,9 +40,9 @@ from bench.support import TOKEN, alert, machine, payload
 from router.alerts import WebhookPayload
 from router.config import Settings, SlackSettings
 from router.diagnose import build_diagnostics
+from router.integrations.slack.sink import SlackSink
 from router.pipeline import Pipeline
 from router.service import Components, load_components
-from router.sinks.slack import SlackSink
 from router.store import Store, open_store
 from router.store.history import History
 from router.store.retention import prune

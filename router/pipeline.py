@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from router.alerts import Alert
+from router.delivery import SETTLES, Delivery
 from router.triage import (
     AlertHistory,
     Classification,
@@ -24,6 +25,8 @@ from router.triage import (
 )
 
 log = logging.getLogger("router")
+
+__all__ = ["SETTLES", "Delivery", "Pipeline", "Sink"]
 
 
 class RunbookSection(Protocol):
@@ -71,26 +74,6 @@ class Diagnoser(Protocol):
         """Findings for this alert; must return by ``deadline`` (a ``time.monotonic()`` value)."""
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One remote call a sink will make, stored in the outbox before it is made.
-
-    ``key`` is the idempotency key: the same key is never delivered twice.
-    """
-
-    sink: str
-    action: str
-    key: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    queued_at: float | None = None  # set by the outbox: crash recovery looks no further back
-
-
-# A ``send`` response may list, under this key, key prefixes of the same alert's later
-# deliveries to the same sink that it made unnecessary (an alert summarised in a storm
-# has no thread to reply in): the outbox settles them with it instead of sending them.
-SETTLES = "settles"
-
-
 class Sink(Protocol):
     """A destination: renders a triage result, then sends what it rendered."""
 
@@ -99,7 +82,7 @@ class Sink(Protocol):
     def render(self, result: TriageResult) -> list[Delivery]: ...
 
     async def send(self, delivery: Delivery) -> dict[str, Any] | None:
-        """Make the remote call; raise :class:`router.sinks.DeliveryError` on failure."""
+        """Make the remote call; raise :class:`router.delivery.DeliveryError` on failure."""
 
     async def already_delivered(self, delivery: Delivery) -> bool:
         """Whether an attempt interrupted by a crash got through (checked before re-sending)."""

@@ -26,14 +26,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from router.config import Settings
+from router.delivery import Delivery
+from router.integrations.pagerduty import render as pd_render
+from router.integrations.slack.message import SlackMessages, ephemeral
+from router.integrations.slack.mrkdwn import Mrkdwn, escape
+from router.integrations.slack.response import NAME as RESPONSE
+from router.integrations.slack.response import SlackResponseSink
 from router.leased import LeasedLoop, LoopOptions
 from router.metrics import Metrics
-from router.pipeline import Delivery, Pipeline, Sink
-from router.render import pagerduty as pd_render
-from router.render.mrkdwn import Mrkdwn, escape
-from router.sinks.slack_message import SlackMessages, ephemeral
-from router.sinks.slack_response import NAME as RESPONSE
-from router.sinks.slack_response import SlackResponseSink
+from router.pipeline import Pipeline, Sink
 from router.store import AlertSummary, Recorded, Store, StoredState
 from router.store.jobs import Clock
 from router.store.lookup import Lookup

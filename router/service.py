@@ -27,6 +27,7 @@ from router.diagnose import (
 )
 from router.diagnose.base import Provider
 from router.diagnose.engine import with_builtins
+from router.integrations.console import ConsoleSink
 from router.library import LibraryFinder, RunbookLibrary
 from router.logs import configure_logging
 from router.metrics import Metrics
@@ -34,7 +35,6 @@ from router.pipeline import HistorySource, Pipeline, Sink
 from router.processes import WorkerProcesses, become_supervised, worker_command
 from router.redact import Redactor, secret_values
 from router.retriage import Retriager, retriage_sinks
-from router.sinks.console import ConsoleSink
 from router.store import Store, StoreUnavailable, open_store
 from router.store.history import History
 from router.triage import TriageResult
@@ -114,11 +114,11 @@ def build_sinks(settings: Settings, store: Store) -> list[Sink]:
     sinks: list[Sink] = []
     for name in sink_names(settings):
         if name == "slack":
-            from router.sinks.slack import SlackSink
+            from router.integrations.slack.sink import SlackSink
 
             sinks.append(SlackSink(settings.slack, store, settings.templates, secrets=secrets))
         elif name == "pagerduty":
-            from router.sinks.pagerduty import PagerDutySink
+            from router.integrations.pagerduty.sink import PagerDutySink
 
             sinks.append(PagerDutySink(settings.pagerduty, store, secrets=secrets))
         else:
@@ -187,7 +187,7 @@ def destinations(settings: Settings, result: TriageResult) -> list[str]:
     """Where the alert would be delivered: the Slack channel, the PagerDuty key's name."""
     where = []
     if "slack" in sink_names(settings):
-        from router.sinks.slack import slack_channel
+        from router.integrations.slack.sink import slack_channel
 
         where.append(f"Slack {slack_channel(settings.slack, result)}")
     if "pagerduty" in sink_names(settings):

@@ -23,10 +23,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
+from router.delivery import DeliveryError
 from router.leased import LeasedLoop, LoopOptions
 from router.metrics import Metrics
 from router.pipeline import Pipeline, Sink
-from router.sinks import DeliveryError
 from router.store import Job, OutboxItem, Store, StoreUnavailable
 from router.store.jobs import Finished
 from router.store.outbox import Outbox, Settled

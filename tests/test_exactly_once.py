@@ -16,13 +16,12 @@ import pytest
 
 from router.alerts import WebhookPayload
 from router.config import load_settings
+from router.delivery import Delivery, DeliveryError
+from router.integrations.console import ConsoleSink
+from router.integrations.pagerduty.sink import PagerDutySink
+from router.integrations.slack.sink import SlackSink
 from router.metrics import Metrics
-from router.pipeline import Delivery
 from router.service import build_pipeline, load_components
-from router.sinks import DeliveryError
-from router.sinks.console import ConsoleSink
-from router.sinks.pagerduty import PagerDutySink
-from router.sinks.slack import SlackSink
 from router.store import Store, open_store
 from router.worker import WorkerOptions, Workers
 from tests import factories

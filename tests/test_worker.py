@@ -13,11 +13,11 @@ import pytest
 
 from router.alerts import WebhookPayload
 from router.config import load_settings
+from router.delivery import Delivery, DeliveryError
+from router.integrations.console import ConsoleSink
 from router.metrics import Metrics
-from router.pipeline import Delivery, Pipeline
+from router.pipeline import Pipeline
 from router.service import build_pipeline, load_components
-from router.sinks import DeliveryError
-from router.sinks.console import ConsoleSink
 from router.store import Store, open_store
 from router.triage import Finding, TriageResult
 from router.worker import WorkerOptions, Workers

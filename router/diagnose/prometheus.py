@@ -41,9 +41,9 @@ from router.diagnose.base import (
     ProviderSettingsError,
     tls_failure,
 )
-from router.diagnose.units import format_value
 from router.redact import Redactor
 from router.triage import Evidence, Finding
+from router.units import format_value
 
 MAX_POINTS = 240
 MAX_QUERY_BYTES = 64 * 1024  # a longer query is not sent: no server takes such a URL

@@ -1,8 +1,2 @@
-"""Rendering helpers shared by sinks: markdown → Slack mrkdwn, Block Kit limits, graphs.
-
-Nothing here does I/O: every function turns data into text, blocks or PNG bytes.
-"""
-
-from router.render.mrkdwn import Block, blocks, escape, to_mrkdwn
-
-__all__ = ["Block", "blocks", "escape", "to_mrkdwn"]
+"""Rendering facts every destination shares: bounded label lists, the silence link,
+the order findings are shown in. Nothing here does I/O."""

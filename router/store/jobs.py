@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, bindparam, func, select, update
 
 from router.alerts import Alert
-from router.pipeline import Delivery
+from router.delivery import Delivery
 from router.store import leases
 from router.store.database import Database
 from router.store.schema import alert_events, outbox

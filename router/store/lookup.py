@@ -21,7 +21,7 @@ from router.store.database import Database
 from router.store.jobs import Clock
 from router.store.schema import alert_events, alerts, messages, pagerduty_incidents, retriages
 
-DEDUP_PREFIX = "runbook-router-"  # router.render.pagerduty.dedup_key
+DEDUP_PREFIX = "runbook-router-"  # router.integrations.pagerduty.render.dedup_key
 _INCIDENT_ID = re.compile(r"[A-Z0-9]{4,32}")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, or_, select, update
 
-from router.pipeline import SETTLES, Delivery
+from router.delivery import SETTLES, Delivery
 from router.store import leases
 from router.store.database import Database
 from router.store.jobs import Clock

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from router.pipeline import Delivery
+from router.delivery import Delivery
 from router.store import leases
 from router.store.database import Database
 from router.store.jobs import Clock

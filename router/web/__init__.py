@@ -1,4 +1,6 @@
-"""The HTTP layer: the Alertmanager webhook, health, readiness and metrics."""
+"""The HTTP shell: the app, its one error type, the bounded body reader, draining,
+authentication, health, and the Alertmanager webhook. Slack and PagerDuty bring their
+own endpoints (``router.integrations``)."""
 
 from router.web.app import create_app
 

@@ -12,6 +12,8 @@ from starlette.routing import Route
 from starlette.types import Lifespan
 
 from router.config import Settings
+from router.integrations.pagerduty.webhook import PagerDutyWebhook
+from router.integrations.slack.endpoints import SlackEndpoints
 from router.metrics import Metrics
 from router.retriage import Retriager
 from router.store import Store
@@ -20,8 +22,6 @@ from router.web.auth import WebhookAuth, warn_if_unauthenticated
 from router.web.errors import ErrorMiddleware, http_exception
 from router.web.health import Probes, Readiness, healthz
 from router.web.instrument import RequestMetricsMiddleware
-from router.web.pagerduty import PagerDutyWebhook
-from router.web.slack import SlackEndpoints
 
 log = logging.getLogger("router.web")
 

@@ -18,7 +18,7 @@ import pytest
 from starlette.responses import Response
 
 from router.alerts import Alert
-from router.render.pagerduty import dedup_key
+from router.integrations.pagerduty.render import dedup_key
 from tests import factories
 from tests.e2e.delivery import FROM, ROUTING_KEY, RUNBOOKS_URL, DeliveryStack
 from tests.harness.fake_slack import FakeSlack

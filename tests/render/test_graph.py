@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from router.render.graph import guess_unit, render_png
+from router.integrations.slack.graph import guess_unit, render_png
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -15,13 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.config import BUILTIN_TEMPLATES, Settings
-from router.render import pagerduty as pd
-from router.render import slack_blocks as kit
+from router.integrations.console import ConsoleSink
+from router.integrations.pagerduty import render as pd
+from router.integrations.slack import blocks as kit
+from router.integrations.slack.flow import Storm
+from router.integrations.slack.message import SlackMessages, hhmm
 from router.render.limits import MAX_SHOWN
 from router.service import build_pipeline, load_components
-from router.sinks.console import ConsoleSink
-from router.sinks.slack_flow import Storm
-from router.sinks.slack_message import SlackMessages, hhmm
 from router.triage import Classification, Finding, Verdict
 from tests.harness.fake_slack import triage_result
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from router.render.mrkdwn import blocks, escape, to_mrkdwn
+from router.integrations.slack.mrkdwn import blocks, escape, to_mrkdwn
 
 
 def test_headings_become_bold_lines() -> None:

@@ -9,11 +9,11 @@ from urllib.parse import unquote
 import pytest
 
 from router.config import BUILTIN_TEMPLATES
+from router.integrations.slack import blocks as kit
+from router.integrations.slack.message import SlackMessages
+from router.integrations.slack.mrkdwn import Block, blocks
 from router.library import RunbookLibrary
-from router.render import slack_blocks as kit
-from router.render.mrkdwn import Block, blocks
 from router.render.silence import silence_url
-from router.sinks.slack_message import SlackMessages
 from router.triage import AlertHistory, Evidence, Finding, RunbookExcerpt, RunbookLink
 from tests.harness.fake_slack import triage_result
 

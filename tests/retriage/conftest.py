@@ -23,12 +23,12 @@ import pytest
 
 from router.alerts import WebhookPayload
 from router.config import PagerDutySettings, Settings, SlackSettings, load_settings
+from router.integrations.pagerduty.sink import PagerDutySink
+from router.integrations.slack.response import SlackResponseSink
+from router.integrations.slack.sink import SlackSink
 from router.metrics import Metrics
 from router.retriage import Retriager
 from router.service import build_pipeline, load_components
-from router.sinks.pagerduty import PagerDutySink
-from router.sinks.slack import SlackSink
-from router.sinks.slack_response import SlackResponseSink
 from router.store import Store, open_store
 from router.triage import Finding, TriageResult
 from router.web import create_app

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from router.pipeline import Delivery
-from router.sinks import DeliveryError
-from router.sinks.slack_response import SlackResponseSink
+from router.delivery import Delivery, DeliveryError
+from router.integrations.slack.response import SlackResponseSink
 from tests import factories
 from tests.harness.fake_slack import FakeSlack
 from tests.retriage.conftest import CRASHLOOP, Rig, retriages_counted

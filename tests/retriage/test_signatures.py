@@ -12,10 +12,11 @@ import httpx
 import pytest
 
 from router.config import PagerDutySettings, Settings
+from router.integrations.pagerduty.signature import PagerDutySignature, sign_pagerduty
+from router.integrations.slack.signature import SlackSignature
 from router.metrics import Metrics
 from router.store import Store, open_store
 from router.web import create_app
-from router.web.signatures import PagerDutySignature, SlackSignature, sign_pagerduty
 from tests import factories
 from tests.retriage.conftest import (
     CRASHLOOP,

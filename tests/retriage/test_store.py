@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from router.alerts import WebhookPayload
-from router.pipeline import Delivery
+from router.delivery import Delivery
 from router.retriage import resolve
 from router.store import Store, open_store
 from router.triage import Classification, TriageResult

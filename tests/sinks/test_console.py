@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from router.cli import main
-from router.sinks.console import EXCERPT_LINES, MAX_EXCERPT_LINES, excerpt_length
+from router.integrations.console import EXCERPT_LINES, MAX_EXCERPT_LINES, excerpt_length
 from tests import factories
 from tests.procs import RouterProcess
 from tests.test_serve import post, wait_for_text

@@ -7,7 +7,7 @@ from urllib.parse import unquote
 import pytest
 
 from router.alerts import Alert
-from router.render import pagerduty as render
+from router.integrations.pagerduty import render as render
 from router.triage import Classification, Evidence, Finding, TriageResult, Verdict
 from tests import factories
 

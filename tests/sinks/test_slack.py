@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from router.config import BUILTIN_TEMPLATES, SlackSettings
+from router.delivery import Delivery
+from router.integrations.slack.sink import SlackSink
 from router.library import RunbookLibrary
-from router.pipeline import Delivery
-from router.sinks.slack import SlackSink
 from router.store import Store, open_store
 from router.triage import Classification, Evidence, Finding, Routing, RunbookLink, Verdict
 from tests.harness.fake_slack import TOKEN, FakeSlack, FakeSlackServer, triage_result

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from router.config import BUILTIN_TEMPLATES
-from router.sinks import DeliveryError
-from router.sinks.slack import SlackSink
+from router.delivery import DeliveryError
+from router.integrations.slack.sink import SlackSink
 from router.store import Store, open_store
 from tests.harness.fake_slack import TOKEN, FakeSlack, FakeSlackServer, settings_for, triage_result
 from tests.procs import free_port

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from router.config import BUILTIN_TEMPLATES
-from router.sinks import DeliveryError
-from router.sinks.slack import SlackSink
-from router.sinks.slack_flow import RateLimiter
+from router.delivery import DeliveryError
+from router.integrations.slack.flow import RateLimiter
+from router.integrations.slack.sink import SlackSink
 from router.store import Store, open_store
 from router.triage import Classification
 from tests.harness.fake_slack import FakeSlack, FakeSlackServer, settings_for, triage_result

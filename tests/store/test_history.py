@@ -8,10 +8,10 @@ from sqlalchemy import func, select
 
 from router.alerts import Alert, WebhookPayload, label_fingerprint
 from router.config import Settings
-from router.pipeline import Delivery
-from router.render.pagerduty import custom_details, note_text
+from router.delivery import Delivery
+from router.integrations.console import ConsoleSink
+from router.integrations.pagerduty.render import custom_details, note_text
 from router.service import build_pipeline, load_components
-from router.sinks.console import ConsoleSink
 from router.store import Store
 from router.store.history import History
 from router.store.schema import alert_events, outbox, payloads

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from router.alerts import WebhookPayload
-from router.pipeline import Delivery
+from router.delivery import Delivery
 from router.store import Store, StoreUnavailable, open_store
 from router.store.schema import LATEST_VERSION, alerts, schema_version
 from tests import factories

@@ -13,7 +13,7 @@ from router.metrics import Metrics
 from router.store import Store, open_store
 from router.store.database import Database
 from router.web import create_app
-from router.web.bodies import field_path
+from router.web.errors import field_path
 from tests.web.webhelpers import TOKEN, make_alert, make_payload
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

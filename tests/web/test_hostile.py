@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from router.alerts import WebhookPayload
 from router.config import PagerDutySettings, Settings, SlackSettings, WebhookSettings
+from router.integrations.slack.response import valid_response_url
 from router.metrics import Metrics
-from router.sinks.slack_response import valid_response_url
 from router.store import Store, open_store
 from router.web import create_app
 from tests.pg import fresh_database

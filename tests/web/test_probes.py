@@ -9,8 +9,8 @@ import logging
 from prometheus_client.parser import text_string_to_metric_families
 
 from router.config import Settings
+from router.delivery import DeliveryError
 from router.metrics import Metrics
-from router.sinks import DeliveryError
 from router.store import Store, StoreUnavailable
 from router.web import create_app
 from router.worker import Workers

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from router.sinks.pagerduty import PagerDutySink
+from router.integrations.pagerduty.sink import PagerDutySink
 from router.store import Store, open_store
 from tests.harness.fake_pagerduty import FakePagerDuty, FakePagerDutyServer
 from tests.sinks.pagerduty.support import (

@@ -7,7 +7,7 @@ from typing import Any
 
 from router.alerts import Alert
 from router.config import PagerDutySettings
-from router.pipeline import Delivery
+from router.delivery import Delivery
 from router.triage import (
     Classification,
     Evidence,

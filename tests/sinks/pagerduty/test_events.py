@@ -10,9 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from router.pipeline import Delivery
-from router.sinks import DeliveryError
-from router.sinks.pagerduty import PagerDutySink
+from router.delivery import Delivery, DeliveryError
+from router.integrations.pagerduty.sink import PagerDutySink
 from router.store import Store
 from router.triage import (
     Routing,

@@ -9,8 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
-from router.sinks import DeliveryError, pagerduty_http
-from router.sinks.pagerduty import PagerDutySink
+from router.delivery import DeliveryError
+from router.integrations.pagerduty import client as pagerduty_http
+from router.integrations.pagerduty.sink import PagerDutySink
 from tests.harness.fake_pagerduty import API_TOKEN, FakePagerDuty, FakePagerDutyServer
 from tests.procs import free_port
 from tests.sinks.pagerduty.support import (

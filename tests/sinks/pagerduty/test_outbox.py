@@ -11,9 +11,9 @@ import pytest
 
 from router.alerts import WebhookPayload
 from router.config import load_settings
+from router.integrations.pagerduty.sink import PagerDutySink
 from router.metrics import Metrics
 from router.service import build_pipeline, load_components
-from router.sinks.pagerduty import PagerDutySink
 from router.store import Store
 from router.worker import WorkerOptions, Workers
 from tests import factories

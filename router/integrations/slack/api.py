@@ -18,7 +18,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from router.sinks import DeliveryError
+from router.delivery import DeliveryError
 from router.store.pauses import Pauses
 
 PERMANENT = frozenset(

@@ -2,7 +2,7 @@
 
 Pure functions of the result and the templates (``templates/slack/*.j2``, which a
 user's ``templates`` folder may override file by file). Every builder stays within
-Slack's limits (``router.render.slack_blocks``). In ``*.mrkdwn`` templates every
+Slack's limits (``router.integrations.slack.blocks``). In ``*.mrkdwn`` templates every
 ``{{ … }}`` is escaped (``&``, ``<``, ``>``), so no alert text can mention
 ``<!channel>`` or forge a link; ``*.txt`` templates are plain text, never parsed.
 """
@@ -17,9 +17,9 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
 from router.config import BUILTIN_TEMPLATES
-from router.render import slack_blocks as kit
-from router.render.graph import guess_unit
-from router.render.mrkdwn import Block, Mrkdwn, blocks, escape, fence
+from router.integrations.slack import blocks as kit
+from router.integrations.slack.graph import guess_unit
+from router.integrations.slack.mrkdwn import Block, Mrkdwn, blocks, escape, fence
 from router.render.silence import silence_url
 from router.triage import Evidence, Finding, RunbookLink, TriageResult
 

@@ -22,18 +22,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from router.config import SlackSettings
+from router.integrations.slack.message import RERUN_ACTION, ephemeral, hhmm
+from router.integrations.slack.mrkdwn import escape
+from router.integrations.slack.payloads import SlackAction, SlackCommand, SlackInteraction
+from router.integrations.slack.response import valid_response_url
+from router.integrations.slack.signature import SlackSignature
 from router.jsonbody import BadJSON, parse_json
-from router.render.mrkdwn import escape
 from router.retriage import Request as Retriage
 from router.retriage import Resolved, Retriager, resolve
-from router.sinks.slack_message import RERUN_ACTION, ephemeral, hhmm
-from router.sinks.slack_response import valid_response_url
 from router.store import AlertSummary, Store, StoreUnavailable
-from router.web.bodies import SlackAction, SlackCommand, SlackInteraction, invalid
-from router.web.errors import error_response, unavailable
-from router.web.signatures import SlackSignature, read_body
+from router.web.body import read_body
+from router.web.drain import refuse_when_draining
+from router.web.errors import HTTPError, invalid
 
-log = logging.getLogger("router.web.slack")
+log = logging.getLogger("router.integrations.slack.endpoints")
 
 LIST_LIMIT = 30
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
@@ -66,8 +68,6 @@ class SlackEndpoints:
 
     async def commands(self, request: Request) -> Response:
         body = await self._verified(request)
-        if isinstance(body, Response):
-            return body
         form = _form(body)
         slash = SlackCommand.model_validate(form)
         command = slash.command or "/triage"
@@ -118,21 +118,18 @@ class SlackEndpoints:
 
     async def interactions(self, request: Request) -> Response:
         body = await self._verified(request)
-        if isinstance(body, Response):
-            return body
         form = _form(body)
         try:
             data = parse_json(form.get("payload") or "")
         except BadJSON as exc:
-            return error_response(
-                400, "malformed payload", {"expected": "payload=<JSON>", **exc.detail}
-            )
+            detail = {"expected": "payload=<JSON>", **exc.detail}
+            raise HTTPError(400, "malformed payload", detail) from None
         if not isinstance(data, dict) or data.get("type") != "block_actions":
             return Response(status_code=200)  # other interactions are not ours to answer
         try:
             payload = SlackInteraction.model_validate(data)
         except ValidationError as exc:
-            return invalid(exc)
+            raise invalid(exc) from None
         action = next((a for a in payload.actions if a.action_id == RERUN_ACTION), None)
         if action is None:
             return Response(status_code=200)
@@ -167,23 +164,20 @@ class SlackEndpoints:
             return None
         return url or None
 
-    async def _verified(self, request: Request) -> bytes | Response:
-        """The raw body when it is signed by Slack, else the error response."""
+    async def _verified(self, request: Request) -> bytes:
+        """The raw body when it is signed by Slack; raises :class:`HTTPError` otherwise."""
         if self.signature is None:
-            return error_response(401, "unauthorized", "slack.signing_secret is not configured")
+            raise HTTPError(401, "unauthorized", "slack.signing_secret is not configured")
         body = await read_body(request, self.max_body_bytes)
-        if body is None:
-            return error_response(413, "payload too large")
         try:
             body.decode()
         except UnicodeDecodeError as exc:
             detail = f"the body is not valid UTF-8 (byte {exc.start})"
-            return error_response(400, "malformed body", detail)
+            raise HTTPError(400, "malformed body", detail) from None
         if not self.signature.valid(body, request.headers):
             log.warning("Slack request with a missing, wrong or stale signature refused")
-            return error_response(401, "unauthorized", "invalid or stale Slack signature")
-        if not getattr(request.app.state, "accepting", True):
-            return unavailable("shutting down, retry later")
+            raise HTTPError(401, "unauthorized", "invalid or stale Slack signature")
+        refuse_when_draining(request)
         return body
 
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import httpx2
 import pagerduty
 
-from router.sinks import DeliveryError
+from router.delivery import DeliveryError
 
 DEFAULT_RETRY_AFTER = 30.0  # a 429 without Retry-After
 INCIDENT_RETRY_SECONDS = 5.0  # PagerDuty creates an incident a moment after the trigger

@@ -16,7 +16,7 @@ from typing import Any, Literal, TextIO
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from router.pipeline import Delivery
+from router.delivery import Delivery
 from router.render.limits import shown
 from router.triage import TriageResult
 

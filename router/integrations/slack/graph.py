@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from router.diagnose.units import format_value
+from router.units import format_value
 
 _UNITS = (
     (re.compile(r"_ratio\b|\bratio\b"), "ratio"),

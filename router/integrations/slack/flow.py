@@ -17,7 +17,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from router.sinks import DeliveryError
+from router.delivery import DeliveryError
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]

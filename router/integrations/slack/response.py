@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from router.pipeline import Delivery
-from router.sinks import DeliveryError
+from router.delivery import Delivery, DeliveryError
 from router.triage import TriageResult
 
 NAME = "slack_response"

@@ -22,21 +22,20 @@ from typing import Any
 import pagerduty
 
 from router.config import PagerDutySettings
-from router.pipeline import Delivery
-from router.redact import Redactor, secret_values
-from router.render import pagerduty as render
-from router.sinks import DeliveryError
-from router.sinks.pagerduty_http import (
+from router.delivery import Delivery, DeliveryError
+from router.integrations.pagerduty import render as render
+from router.integrations.pagerduty.client import (
     INCIDENT_RETRY_SECONDS,
     call,
     events_client,
     rest_client,
     tls_verify,
 )
+from router.redact import Redactor, secret_values
 from router.store import Store
 from router.triage import TriageResult
 
-log = logging.getLogger("router.sinks.pagerduty")
+log = logging.getLogger("router.integrations.pagerduty.sink")
 
 INCIDENT_WAIT_SECONDS = 120.0  # after this, a trigger that made no incident never will
 CLOCK_SKEW = timedelta(seconds=30)  # between Prometheus's startsAt and PagerDuty's created_at

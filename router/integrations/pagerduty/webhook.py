@@ -18,15 +18,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from router.config import PagerDutySettings
+from router.integrations.pagerduty.payloads import (
+    PagerDutyEvent,
+    PagerDutyIncident,
+    PagerDutyWebhookBody,
+)
+from router.integrations.pagerduty.signature import PagerDutySignature
 from router.jsonbody import BadJSON, parse_json
 from router.retriage import Request as Retriage
 from router.retriage import Retriager
 from router.store import Store, StoreUnavailable
-from router.web.bodies import PagerDutyEvent, PagerDutyIncident, PagerDutyWebhookBody, invalid
-from router.web.errors import error_response, unavailable
-from router.web.signatures import PagerDutySignature, read_body
+from router.web.body import read_body
+from router.web.drain import refuse_when_draining
+from router.web.errors import HTTPError, invalid, unavailable
 
-log = logging.getLogger("router.web.pagerduty")
+log = logging.getLogger("router.integrations.pagerduty.webhook")
 
 HANDLED = frozenset({"incident.triggered", "incident.reopened", "incident.acknowledged"})
 
@@ -47,26 +53,23 @@ class PagerDutyWebhook:
 
     async def post(self, request: Request) -> Response:
         if not self.signature.configured:
-            return error_response(401, "unauthorized", "pagerduty.webhook_secret is not configured")
+            raise HTTPError(401, "unauthorized", "pagerduty.webhook_secret is not configured")
         body = await read_body(request, self.max_body_bytes)
-        if body is None:
-            return error_response(413, "payload too large")
         if not self.signature.valid(body, request.headers.get("x-pagerduty-signature")):
             log.warning("PagerDuty webhook with no matching signature refused")
-            return error_response(401, "unauthorized", "no matching X-PagerDuty-Signature")
+            raise HTTPError(401, "unauthorized", "no matching X-PagerDuty-Signature")
         try:
             event = PagerDutyWebhookBody.model_validate(parse_json(body)).event
         except BadJSON as exc:
-            return error_response(400, "malformed JSON", exc.detail)
+            raise HTTPError(400, "malformed JSON", exc.detail) from None
         except ValidationError as exc:
-            return invalid(exc, "malformed event")
-        if not getattr(request.app.state, "accepting", True):
-            return unavailable("shutting down, retry later")
+            raise invalid(exc, "malformed event") from None
+        refuse_when_draining(request)
         try:
             return await self._handle(event, body)
         except StoreUnavailable as exc:
             log.warning("PagerDuty webhook: %s", exc)
-            return unavailable("store unavailable, retry later")
+            raise unavailable("store unavailable, retry later") from None
 
     async def _handle(self, event: PagerDutyEvent, body: bytes) -> Response:
         event_type = event.event_type
@@ -75,7 +78,7 @@ class PagerDutyWebhook:
         try:
             incident = PagerDutyIncident.model_validate(event.data)
         except ValidationError as exc:
-            return invalid(exc, "malformed incident")
+            raise invalid(exc, "malformed incident") from None
         lookup = self.store.lookup
         incident_key = incident.incident_key or ""
         fingerprint = await lookup.routed_fingerprint(incident_key)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from router.render.mrkdwn import Block
+from router.integrations.slack.mrkdwn import Block
 
 MAX_BLOCKS = 50
 SECTION_TEXT = 3000

@@ -30,17 +30,16 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from router.config import SlackSettings
-from router.pipeline import SETTLES, Delivery
+from router.delivery import SETTLES, Delivery, DeliveryError
+from router.integrations.slack.api import SlackApi
+from router.integrations.slack.flow import Clock, RateLimiter, Sleep, Storm, StormWatch
+from router.integrations.slack.graph import render_png
+from router.integrations.slack.message import SlackMessages, graph_payload, storm_line
 from router.redact import Redactor
-from router.render.graph import render_png
-from router.sinks import DeliveryError
-from router.sinks.slack_api import SlackApi
-from router.sinks.slack_flow import Clock, RateLimiter, Sleep, Storm, StormWatch
-from router.sinks.slack_message import SlackMessages, graph_payload, storm_line
 from router.store import Store
 from router.triage import TriageResult
 
-log = logging.getLogger("router.sinks.slack")
+log = logging.getLogger("router.integrations.slack.sink")
 
 NAME = "slack"
 EVENT_TYPE = "runbook_router_alert"
