@@ -109,7 +109,7 @@ class Metrics:
         )
         self.delivery_failures_permanent = Counter(
             PREFIX + "delivery_failures_permanent",
-            "Deliveries given up for good, by sink and reason.",
+            "Deliveries given up for good, by sink and reason (router.delivery.REASONS).",
             ["sink", "reason"],
             registry=r,
         )

@@ -309,7 +309,9 @@ class Deliveries:
         except DeliveryError as exc:
             if not exc.permanent:
                 reason = f"look-up: {exc.reason}"
-                raise DeliveryError(reason, unsure=True, retry_after=exc.retry_after) from None
+                raise DeliveryError(
+                    reason, unsure=True, retry_after=exc.retry_after, kind=exc.kind
+                ) from None
             log.warning(
                 "cannot look up delivery %s (%s): sending it again", item.delivery.key, exc.reason
             )
@@ -326,10 +328,10 @@ class Deliveries:
         sink, metrics, options = item.delivery.sink, self.workers.metrics, self.workers.options
         too_old = self.workers.clock() - item.created_at > options.delivery_max_age_seconds
         if exc.permanent or too_old:
-            reason = exc.reason if exc.permanent else f"gave up after {item.attempts} attempts"
+            given_up = "" if exc.permanent else f" (gave up after {item.attempts} attempts)"
             metrics.deliveries.labels(sink=sink, outcome="failed").inc()
-            metrics.delivery_failures_permanent.labels(sink=sink, reason=reason[:60]).inc()
-            log.error("delivery %s failed for good: %s", item.delivery.key, exc.reason)
+            metrics.delivery_failures_permanent.labels(sink=sink, reason=exc.kind).inc()
+            log.error("delivery %s failed for good: %s%s", item.delivery.key, exc.reason, given_up)
             return self.outbox.dead(item, exc.reason)
         if exc.retry_after is None:  # a sink that is down, not one asking to wait
             self._failing.add(sink)

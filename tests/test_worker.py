@@ -13,7 +13,7 @@ import pytest
 
 from router.alerts import WebhookPayload
 from router.config import load_settings
-from router.delivery import Delivery, DeliveryError
+from router.delivery import REASONS, Delivery, DeliveryError
 from router.integrations.console import ConsoleSink
 from router.metrics import Metrics
 from router.pipeline import Pipeline
@@ -183,6 +183,28 @@ async def test_permanent_failure_is_not_retried(store: Store) -> None:
     rows = await store.outbox.rows()
     assert rows[0]["last_error"] == "channel_not_found"
     assert _sample(metrics, "runbook_router_delivery_failures_permanent_total") == 1
+
+
+async def test_the_failure_metric_is_labelled_with_a_fixed_reason(store: Store) -> None:
+    """The free text (here with a fingerprint in it) goes to the log, never into a label."""
+    failure = DeliveryError("no incident for runbook-router-3f1c0de2a9b84e11", permanent=True)
+    sink = RecordingSink([failure])
+    metrics = Metrics()
+    workers = Workers(store, pipeline_with([sink]), metrics, FAST)
+    await ingest(store, factories.alert("A"))
+    workers.start()
+    try:
+        await wait_for(lambda: _outbox_state(store, "dead"))
+    finally:
+        await workers.stop()
+    labels = {
+        sample.labels["reason"]
+        for metric in metrics.registry.collect()
+        for sample in metric.samples
+        if sample.name == "runbook_router_delivery_failures_permanent_total"
+    }
+    assert labels == {"other"}
+    assert labels <= set(REASONS)
 
 
 class BlockingDiagnoser:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from router.config import BUILTIN_TEMPLATES
-from router.delivery import DeliveryError
+from router.delivery import DEFAULT_RETRY_AFTER, DeliveryError
 from router.integrations.slack.sink import SlackSink
 from router.store import Store, open_store
 from tests.harness.fake_slack import TOKEN, FakeSlack, FakeSlackServer, settings_for, triage_result
@@ -70,7 +70,8 @@ async def test_a_429_carries_retry_after(fake: FakeSlack, store: Store) -> None:
 async def test_ratelimited_in_the_body_is_transient(fake: FakeSlack, store: Store) -> None:
     fake.fail("chat.postMessage", error="ratelimited")
     error = await publish_error(sink_for(fake, store))
-    assert not error.permanent and error.retry_after == 1.0
+    assert not error.permanent and error.retry_after == DEFAULT_RETRY_AFTER
+    assert error.kind == "rate_limited"
 
 
 async def test_a_hanging_slack_times_out_transiently(fake: FakeSlack, store: Store) -> None:

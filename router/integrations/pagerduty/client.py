@@ -9,10 +9,8 @@ timeout, and every failure becomes a :class:`DeliveryError` that the outbox retr
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import ssl
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,9 +18,8 @@ from typing import Any, TypeVar
 import httpx2
 import pagerduty
 
-from router.delivery import DeliveryError
+from router.delivery import DeliveryError, delivery_error
 
-DEFAULT_RETRY_AFTER = 30.0  # a 429 without Retry-After
 INCIDENT_RETRY_SECONDS = 5.0  # PagerDuty creates an incident a moment after the trigger
 T = TypeVar("T")
 Client = TypeVar("Client", bound=pagerduty.ApiClient)
@@ -100,9 +97,8 @@ async def call(
     except httpx2.HTTPError as exc:
         raise network_failure(what, exc, redact) from None
     except httpx2.InvalidURL as exc:  # too long, or a control character: it never will work
-        raise DeliveryError(
-            redact(f"PagerDuty {what}: invalid URL: {exc}"), permanent=True
-        ) from None
+        reason = redact(f"PagerDuty {what}: invalid URL: {exc}")
+        raise DeliveryError(reason, permanent=True, kind="client") from None
 
 
 def failure(
@@ -120,16 +116,12 @@ def failure(
     status = response.status_code
     detail = redact(_detail(response))
     reason = f"PagerDuty {what}: HTTP {status}" + (f": {detail}" if detail else "")
-    if status == 429:
-        return DeliveryError(reason, retry_after=retry_after(response), rate_limited=True)
     if status == 404 and missing_is_late:
-        return DeliveryError(reason, retry_after=INCIDENT_RETRY_SECONDS)
+        return DeliveryError(reason, retry_after=INCIDENT_RETRY_SECONDS, kind="client")
     if status in (401, 403):
         key = "routing key" if "enqueue" in str(response.request.url) else "API token"
-        return DeliveryError(f"{reason} (check the {key})", permanent=True)
-    if status == 408 or status >= 500:
-        return DeliveryError(reason, unsure=True)  # it may have been applied
-    return DeliveryError(reason, permanent=True)
+        reason = f"{reason} (check the {key})"
+    return delivery_error(status, response.headers, reason)
 
 
 def network_failure(what: str, exc: BaseException, redact: Callable[[str], str]) -> DeliveryError:
@@ -149,23 +141,8 @@ def network_failure(what: str, exc: BaseException, redact: Callable[[str], str])
     else:
         reason = f"PagerDuty {what}: {type(cause).__name__}: {cause}"
     never_sent = isinstance(transport, httpx2.ConnectError | httpx2.ConnectTimeout)
-    return DeliveryError(redact(reason), unsure=not never_sent)
-
-
-def retry_after(response: httpx2.Response) -> float:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return DEFAULT_RETRY_AFTER
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_AFTER
-    return max(0.0, when.timestamp() - time.time())
+    kind = "timeout" if isinstance(transport, httpx2.TimeoutException) else "other"
+    return DeliveryError(redact(reason), unsure=not never_sent, kind=kind)
 
 
 def json_body(response: httpx2.Response) -> Any:

@@ -148,7 +148,7 @@ class PagerDutySink:
         paused = await self.store.pauses.remaining(scope)
         if paused > 0:
             reason = f"PagerDuty {what}: rate limited ({paused:.1f} s to go)"
-            raise DeliveryError(reason, retry_after=paused)
+            raise DeliveryError(reason, retry_after=paused, kind="rate_limited")
         try:
             return await call(what, self._redact, fn, *args, **kwargs)
         except DeliveryError as exc:

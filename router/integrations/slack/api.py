@@ -18,10 +18,10 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from router.delivery import DeliveryError
+from router.delivery import DeliveryError, delivery_error
 from router.store.pauses import Pauses
 
-PERMANENT = frozenset(
+AUTH = frozenset(
     {
         "invalid_auth",
         "not_authed",
@@ -30,6 +30,10 @@ PERMANENT = frozenset(
         "token_expired",
         "no_permission",
         "missing_scope",
+    }
+)
+PERMANENT = AUTH | frozenset(
+    {
         "channel_not_found",
         "not_in_channel",
         "is_archived",
@@ -85,7 +89,8 @@ class SlackApi:
         scope = scope_of(name, channel_name)
         paused = await self.pauses.remaining(scope)
         if paused > 0:
-            raise DeliveryError(f"{name}: rate limited ({paused:.1f} s to go)", retry_after=paused)
+            reason = f"{name}: rate limited ({paused:.1f} s to go)"
+            raise DeliveryError(reason, retry_after=paused, kind="rate_limited")
         try:
             response = await getattr(self.client, method)(**arguments)
         except SlackApiError as exc:
@@ -95,7 +100,7 @@ class SlackApi:
             raise error from None
         except TimeoutError:
             reason = f"{name}: no answer within {self.timeout:g} s"
-            raise DeliveryError(reason, unsure=True) from None
+            raise DeliveryError(reason, unsure=True, kind="timeout") from None
         except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
             reason = f"{name}: {type(exc).__name__}: {exc}"
             raise DeliveryError(self.redact(reason)) from None
@@ -117,7 +122,7 @@ class SlackApi:
         if name not in self._channel_ids:
             await self._list_channels()
         if name not in self._channel_ids:
-            raise DeliveryError("channel_not_found", permanent=True)
+            raise DeliveryError("channel_not_found", permanent=True, kind="client")
         return self._channel_ids[name]
 
     async def _list_channels(self) -> None:
@@ -148,21 +153,17 @@ def api_error(name: str, status: int, response: Any) -> DeliveryError:
     """A failed call as a DeliveryError: the Slack error code, or the HTTP status."""
     data = response.data if isinstance(response.data, dict) else {}
     error = str(data.get("error") or "")
+    headers = response.headers
     if status == 429 or error == "ratelimited":
-        wait = _retry_after(response.headers)
-        return DeliveryError(f"{name}: ratelimited", retry_after=wait, rate_limited=True)
+        return delivery_error(429, headers, f"{name}: ratelimited")
     if status >= 500:
-        reason = f"{name}: HTTP {status}" + (f" {error}" if error else "")
-        return DeliveryError(reason, unsure=True)
+        return delivery_error(
+            status, headers, f"{name}: HTTP {status}" + (f" {error}" if error else "")
+        )
     if error in TRANSIENT:
-        return DeliveryError(f"{name}: {error}", unsure=True)
+        return DeliveryError(f"{name}: {error}", unsure=True, kind="server")
     if error:
-        return DeliveryError(error, permanent=True)
-    return DeliveryError(f"{name}: HTTP {status}", permanent=400 <= status < 500)
-
-
-def _retry_after(headers: Any) -> float:
-    try:
-        return max(0.0, float((headers or {}).get("Retry-After", 1)))
-    except (TypeError, ValueError):
-        return 1.0
+        return DeliveryError(error, permanent=True, kind="auth" if error in AUTH else "client")
+    if 400 <= status < 500:
+        return delivery_error(status, headers, f"{name}: HTTP {status}")
+    return DeliveryError(f"{name}: HTTP {status}")

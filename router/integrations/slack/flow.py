@@ -39,7 +39,7 @@ class TokenBucket:
         self.updated = now
         wait = 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
         if wait > max_wait:
-            raise DeliveryError("rate limited per channel", retry_after=wait)
+            raise DeliveryError("rate limited per channel", retry_after=wait, kind="rate_limited")
         self.tokens -= 1  # may go below zero: a reservation the next caller waits behind
         return wait
 

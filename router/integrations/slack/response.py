@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from router.delivery import Delivery, DeliveryError
+from router.delivery import Delivery, DeliveryError, delivery_error
 from router.triage import TriageResult
 
 NAME = "slack_response"
@@ -47,16 +47,16 @@ class SlackResponseSink:
         try:
             response = await self._client.post(url, json=delivery.payload["message"])
         except httpx.InvalidURL as exc:
-            raise DeliveryError(f"response_url: {exc}", permanent=True) from None
+            raise DeliveryError(f"response_url: {exc}", permanent=True, kind="client") from None
+        except httpx.TimeoutException as exc:
+            raise DeliveryError(f"response_url: {type(exc).__name__}", kind="timeout") from None
         except httpx.HTTPError as exc:
             raise DeliveryError(f"response_url: {type(exc).__name__}") from None
-        if response.status_code == 429:
-            raise DeliveryError("response_url: ratelimited", retry_after=_retry_after(response))
-        if response.status_code >= 500:
-            raise DeliveryError(f"response_url: HTTP {response.status_code}")
-        if response.status_code >= 400:
-            reason = response.text[:100].strip() or f"HTTP {response.status_code}"
-            raise DeliveryError(f"response_url: {reason}", permanent=True)
+        status = response.status_code
+        if status >= 400:
+            said = response.text[:100].strip() if 400 <= status < 500 and status != 429 else ""
+            shown = "ratelimited" if status == 429 else f"HTTP {status}"
+            raise delivery_error(status, response.headers, f"response_url: {said or shown}")
         return {"status": response.status_code}
 
     async def already_delivered(self, delivery: Delivery) -> bool:
@@ -78,10 +78,3 @@ def valid_response_url(url: str, api_url: str = SLACK_API_URL) -> bool:
     if target.scheme == "https" and target.hostname == RESPONSE_HOST:
         return True
     return (target.scheme, target.netloc) == (api.scheme, api.netloc) and bool(api.netloc)
-
-
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return max(0.0, float(response.headers.get("retry-after", 1)))
-    except ValueError:
-        return 1.0
