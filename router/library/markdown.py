@@ -1,24 +1,18 @@
-"""The markdown-it parser the library uses, and helpers over its inline tokens."""
+"""The parser the library uses (``router.markdown``), and helpers over its inline tokens."""
 
 from __future__ import annotations
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
-from mdit_py_plugins.container import container_plugin
-from mdit_py_plugins.front_matter import front_matter_plugin
 
-ADMONITIONS = ("info", "warning", "note", "tip", "danger", "caution", "important")
+from router.markdown import markdown_parser
 
 Line = tuple[int, list[Token]]
 
 
 def build_parser() -> MarkdownIt:
-    """CommonMark with tables, strikethrough, front matter and ``:::`` admonitions."""
-    md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
-    md.use(front_matter_plugin)
-    for name in ADMONITIONS:
-        md.use(container_plugin, name)
-    return md
+    """The shared parser (``router.markdown``), with front matter: the library reads files."""
+    return markdown_parser(front_matter=True)
 
 
 def plain_text(children: list[Token], newline: str = " ") -> str:

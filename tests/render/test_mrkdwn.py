@@ -55,3 +55,27 @@ def test_blockquotes() -> None:
 
 def test_soft_breaks_join_lines() -> None:
     assert to_mrkdwn("one\ntwo") == "one two"
+
+
+def test_an_admonition_is_a_quote_headed_by_its_kind():
+    text = to_mrkdwn(":::warning\nDo **not** delete `/data`.\n:::\n\nThen restart.")
+    assert text == "> *Warning*\n>\n> Do *not* delete `/data`.\n\nThen restart."
+    assert ":::" not in text
+
+
+def test_an_admonition_title_is_kept_and_escaped():
+    text = to_mrkdwn(":::info Before you <start>\n- check the pager\n:::")
+    assert text.splitlines() == [
+        "> *Info: Before you &lt;start&gt;*",
+        ">",
+        "> • check the pager",
+    ]
+
+
+def test_the_library_and_slack_read_admonitions_alike():
+    from router.library.markdown import build_parser
+
+    source = ":::danger\nstop\n:::\n"
+    library = [t.type for t in build_parser().parse(source)]
+    assert "container_danger_open" in library
+    assert to_mrkdwn(source) == "> *Danger*\n>\n> stop"

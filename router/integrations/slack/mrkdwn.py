@@ -3,7 +3,9 @@
 Slack's dialect differs from markdown: ``*bold*``, ``_italic_``, ``~strike~``,
 ``<url|text>`` links, no headings and no tables. Headings become bold lines,
 tables become aligned monospace text inside a code block, lists keep their bullets,
-numbers and nesting, and ``&``, ``<`` and ``>`` are escaped everywhere.
+numbers and nesting, admonitions (``:::warning``) become a quote headed by their kind,
+and ``&``, ``<`` and ``>`` are escaped everywhere. The parser is the library's
+(``router.markdown``), so both read a runbook alike.
 
 :func:`blocks` returns the top-level blocks one by one, so a long document can be
 split between messages at block boundaries; :func:`to_mrkdwn` joins them.
@@ -15,12 +17,14 @@ import functools
 from dataclasses import dataclass
 from typing import Literal
 
-from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
+
+from router.markdown import markdown_parser
 
 Kind = Literal["heading", "paragraph", "code", "list", "table", "quote", "rule"]
 
-_MD = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+_MD = markdown_parser()
+_CONTAINER = "container_"
 _BULLETS = ("•", "◦", "▪")
 _INDENT = "    "
 _LINK_SCHEMES = ("http://", "https://", "mailto:")
@@ -72,13 +76,26 @@ def _block(node: SyntaxTreeNode) -> Block:
     if kind == "table":
         return Block("table", fence(_table(node)))
     if kind == "blockquote":
-        inner = "\n\n".join(_block(child).text for child in node.children)
-        return Block("quote", "\n".join(f"> {line}" if line else ">" for line in inner.split("\n")))
+        return _quote([_block(child).text for child in node.children])
+    if kind.startswith(_CONTAINER):
+        return _quote([_admonition_head(node), *(_block(child).text for child in node.children)])
     if kind == "hr":
         return Block("rule", "──────────")
     if kind == "html_block":
         return Block("paragraph", escape(node.content.strip()))
     return Block("paragraph", _inline(node))
+
+
+def _quote(parts: list[str]) -> Block:
+    inner = "\n\n".join(part for part in parts if part)
+    return Block("quote", "\n".join(f"> {line}" if line else ">" for line in inner.split("\n")))
+
+
+def _admonition_head(node: SyntaxTreeNode) -> str:
+    """``:::warning Disk space`` → ``*Warning: Disk space*``."""
+    name = node.type.removeprefix(_CONTAINER)
+    title = node.info.strip().removeprefix(name).strip()
+    return f"*{name.capitalize()}{': ' + escape(title) if title else ''}*"
 
 
 def fence(code: str) -> str:
