@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,11 @@ from router.store import Store, open_store
 from router.worker import WorkerOptions, Workers
 from tests import factories
 from tests.harness.fake_pagerduty import FakePagerDuty, FakePagerDutyServer
-from tests.harness.fake_slack import FakeSlack, FakeSlackServer
+from tests.harness.fake_slack import FakeSlack
 from tests.harness.fake_slack import settings_for as slack_settings
+from tests.integrations.pagerduty.support import by_action, triage
+from tests.integrations.pagerduty.support import settings_for as pagerduty_settings
 from tests.pg import fresh_database
-from tests.sinks.pagerduty.support import ROUTING_KEY, by_action, triage
-from tests.sinks.pagerduty.support import settings_for as pagerduty_settings
 
 FAST = WorkerOptions(count=1, lease_seconds=4, poll_seconds=0.05, shutdown_grace_seconds=0.5)
 
@@ -41,28 +41,16 @@ def quick(attempt: int) -> float:
 
 
 @pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    fake.add_channel("#alerts", "C0ALERTS1")
-    fake.add_channel("#db", "C0DBTEAM1")
-    server = FakeSlackServer(fake)
-    yield fake
-    server.stop()
+def slack(fake_slack: FakeSlack) -> FakeSlack:
+    fake_slack.add_channel("#db", "C0DBTEAM1")
+    return fake_slack
 
 
 @pytest.fixture
-def pagerduty(tmp_path: Path) -> Iterator[tuple[FakePagerDuty, FakePagerDutyServer]]:
-    fake = FakePagerDuty(services={ROUTING_KEY: "default"})
-    server = FakePagerDutyServer(fake, tmp_path)
-    yield fake, server
-    server.stop()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path / 'router.db'}")
-    yield opened
-    await opened.close()
+def pagerduty(
+    fake_pagerduty: tuple[FakePagerDuty, FakePagerDutyServer],
+) -> tuple[FakePagerDuty, FakePagerDutyServer]:
+    return fake_pagerduty
 
 
 @contextlib.asynccontextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,13 @@ from router.integrations.console import ConsoleSink
 from router.metrics import Metrics
 from router.pipeline import Pipeline
 from router.service import build_pipeline, load_components
-from router.store import Store, open_store
+from router.store import Store
 from router.triage import Finding, TriageResult
 from router.worker import WorkerOptions, Workers
 from tests import factories
+from tests.harness.waiting import eventually
 
 FAST = WorkerOptions(count=2, lease_seconds=5, poll_seconds=0.05, shutdown_grace_seconds=0.5)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path / 'router.db'}")
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture
@@ -51,13 +44,6 @@ async def ingest(store: Store, *alerts: dict) -> None:
     await store.ingest(WebhookPayload.model_validate_json(body), body)
 
 
-async def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
-
-
 def console_records(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -70,7 +56,7 @@ async def test_alert_flows_to_the_console_sink(store: Store, console_path: Path)
     await ingest(store, factories.alert("PodCrashLooping", labels={"namespace": "shop"}))
     workers.start()
     try:
-        await wait_for(lambda: _async(len(console_records(console_path)) == 1))
+        await eventually(lambda: _async(len(console_records(console_path)) == 1))
     finally:
         await workers.stop()
     (record,) = console_records(console_path)
@@ -88,7 +74,7 @@ async def test_resolve_is_delivered_after_its_trigger(store: Store, console_path
     workers = Workers(store, pipeline_with([sink]), Metrics(), FAST)
     workers.start()
     try:
-        await wait_for(lambda: _async(len(console_records(console_path)) == 2))
+        await eventually(lambda: _async(len(console_records(console_path)) == 2))
     finally:
         await workers.stop()
     assert [r["alert"]["status"] for r in console_records(console_path)] == ["firing", "resolved"]
@@ -129,7 +115,7 @@ async def test_transient_failures_are_retried_until_delivered(store: Store) -> N
     await ingest(store, factories.alert("A"))
     workers.start()
     try:
-        await wait_for(lambda: _outbox_state(store, "done"), timeout=15)
+        await eventually(lambda: _outbox_state(store, "done"), timeout=15)
     finally:
         await workers.stop()
     assert len(sink.calls) == 3 and len(set(sink.calls)) == 1
@@ -157,7 +143,7 @@ async def test_deliveries_made_unnecessary_are_settled_not_sent(store: Store) ->
     await ingest(store, factories.alert("A"))
     workers.start()
     try:
-        await wait_for(lambda: _async(len(sink.calls) == 2))
+        await eventually(lambda: _async(len(sink.calls) == 2))
         await asyncio.sleep(0.2)
     finally:
         await workers.stop()
@@ -175,7 +161,7 @@ async def test_permanent_failure_is_not_retried(store: Store) -> None:
     await ingest(store, factories.alert("A"))
     workers.start()
     try:
-        await wait_for(lambda: _outbox_state(store, "dead"))
+        await eventually(lambda: _outbox_state(store, "dead"))
         await asyncio.sleep(0.2)
     finally:
         await workers.stop()
@@ -194,7 +180,7 @@ async def test_the_failure_metric_is_labelled_with_a_fixed_reason(store: Store) 
     await ingest(store, factories.alert("A"))
     workers.start()
     try:
-        await wait_for(lambda: _outbox_state(store, "dead"))
+        await eventually(lambda: _outbox_state(store, "dead"))
     finally:
         await workers.stop()
     labels = {
@@ -236,12 +222,12 @@ async def test_a_hanging_triage_does_not_hold_back_the_alerts_after_it(store: St
     await ingest(store, factories.alert("Slow"), factories.alert("Quick"))
     workers.start()
     try:
-        await wait_for(lambda: _async(len(sink.calls) == 1))  # Quick, claimed with Slow
+        await eventually(lambda: _async(len(sink.calls) == 1))  # Quick, claimed with Slow
         await ingest(store, factories.alert("Later"))  # claimed while Slow still hangs
-        await wait_for(lambda: _async(len(sink.calls) == 2))
+        await eventually(lambda: _async(len(sink.calls) == 2))
         assert [r.alert.alertname for r in sink.rendered] == ["Quick", "Later"]
         diagnoser.release.set()
-        await wait_for(lambda: _async(len(sink.calls) == 3))
+        await eventually(lambda: _async(len(sink.calls) == 3))
     finally:
         await workers.stop()
     assert sink.rendered[-1].alert.alertname == "Slow"
@@ -277,7 +263,7 @@ async def test_failing_triage_is_retried_then_the_alert_is_delivered_as_received
     await ingest(store, factories.alert("A"))
     workers.start()
     try:
-        await wait_for(lambda: _outbox_state(store, "done"), timeout=15)
+        await eventually(lambda: _outbox_state(store, "done"), timeout=15)
     finally:
         await workers.stop()
     assert await store.states() == {"done": 1}
@@ -299,7 +285,7 @@ async def test_a_job_that_cannot_even_be_rendered_is_marked_failed(store: Store)
     await ingest(store, factories.alert("A"))
     workers.start()
     try:
-        await wait_for(lambda: _states(store, {"failed": 1}))
+        await eventually(lambda: _states(store, {"failed": 1}))
     finally:
         await workers.stop()
 

@@ -35,6 +35,7 @@ from starlette.routing import Route
 from tests.procs import free_port
 
 API_TOKEN = "u+fakePagerDutyApiToken0123"
+ROUTING_KEY = "R0DEFAULT0123456789abcdef012345"  # the default service's
 SEVERITIES = {"critical", "error", "warning", "info"}
 NOTE_LIMIT = 25_000
 

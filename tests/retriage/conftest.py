@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,14 +34,14 @@ from router.triage import Finding, TriageResult
 from router.web import create_app
 from router.worker import WorkerOptions, Workers
 from tests import factories
-from tests.harness.fake_pagerduty import API_TOKEN, FakePagerDuty, FakePagerDutyServer
-from tests.harness.fake_slack import TOKEN, FakeSlack, FakeSlackServer
+from tests.harness.fake_pagerduty import API_TOKEN, ROUTING_KEY, FakePagerDuty, FakePagerDutyServer
+from tests.harness.fake_slack import TOKEN, FakeSlack
+from tests.harness.waiting import eventually
 from tests.web.webhelpers import LiveServer
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 PD_SECRET = "pd-webhook-secret-0123456789abcdef"
 PD_OLD_SECRET = "pd-webhook-secret-old-9876543210"
-ROUTING_KEY = "R0DEFAULT0123456789abcdef012345"
 FAST = WorkerOptions(count=2, lease_seconds=5, poll_seconds=0.05, shutdown_grace_seconds=0.5)
 CRASHLOOP = {"namespace": "shop", "pod": "api-7d9c5-x2", "severity": "critical"}
 
@@ -162,30 +162,6 @@ class Rig:
             "X-PagerDuty-Signature": pagerduty_signature(raw, secret),
         }
         return await self.http.post("/pagerduty/webhook", content=raw, headers=headers)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    slack = FakeSlack()
-    server = FakeSlackServer(slack)
-    slack.add_channel("#alerts", "C0ALERTS1")
-    yield slack
-    server.stop()
-
-
-@pytest.fixture
-def fake_pagerduty(tmp_path: Path) -> Iterator[tuple[FakePagerDuty, FakePagerDutyServer]]:
-    fake = FakePagerDuty(services={ROUTING_KEY: "default"})
-    server = FakePagerDutyServer(fake, tmp_path)
-    yield fake, server
-    server.stop()
 
 
 def rig_settings(slack: FakeSlack, pd_server: FakePagerDutyServer, **pagerduty: Any) -> Settings:

@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from tests import factories
-from tests.retriage.conftest import CRASHLOOP, Rig, eventually
+from tests.harness.waiting import eventually
+from tests.retriage.conftest import CRASHLOOP, Rig
 
 FINGERPRINT = "c0ffee0123456789"
 

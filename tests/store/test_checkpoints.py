@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import sqlite3
-import time
 from pathlib import Path
 
 from sqlalchemy import text
 
 from router.store.database import Checkpoints, Database
+from tests.harness.waiting import eventually
 
 
 def rows_in_main_file(db_path: Path, scratch: Path) -> int:
@@ -18,6 +17,14 @@ def rows_in_main_file(db_path: Path, scratch: Path) -> int:
     shutil.copyfile(db_path, scratch)
     with sqlite3.connect(scratch) as conn:
         return conn.execute("SELECT count(*) FROM t").fetchone()[0]
+
+
+def table_in_main_file(db_path: Path, scratch: Path) -> bool:
+    """Whether the table ``t`` is in the database file alone (a checkpoint copied it)."""
+    shutil.copyfile(db_path, scratch)
+    with sqlite3.connect(scratch) as conn:
+        found = conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 't'")
+        return found.fetchone()[0] == 1
 
 
 async def test_commits_leave_the_wal_and_a_background_checkpoint_copies_it(
@@ -28,17 +35,15 @@ async def test_commits_leave_the_wal_and_a_background_checkpoint_copies_it(
     try:
         async with db.write() as conn:
             await conn.execute(text("CREATE TABLE t (x INTEGER)"))
-        await asyncio.sleep(1.5)  # the first checkpoint: the table is in the main file
+        scratch = tmp_path / "copy.db"
+        await eventually(lambda: table_in_main_file(path, scratch), what="the first checkpoint")
         async with db.write() as conn:
             await conn.execute(text("INSERT INTO t VALUES (1), (2), (3)"))
         async with db.read() as conn:
             assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 0
         # Committed (visible through the WAL) but not yet copied: no commit checkpoints.
-        assert rows_in_main_file(path, tmp_path / "copy.db") == 0
-        deadline = time.monotonic() + 10
-        while rows_in_main_file(path, tmp_path / "copy.db") != 3:
-            assert time.monotonic() < deadline, "no checkpoint after the commit"
-            await asyncio.sleep(0.1)
+        assert rows_in_main_file(path, scratch) == 0
+        await eventually(lambda: rows_in_main_file(path, scratch) == 3, what="a checkpoint")
     finally:
         await db.close()
 

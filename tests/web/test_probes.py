@@ -15,7 +15,8 @@ from router.store import Store, StoreUnavailable
 from router.web import create_app
 from router.worker import Workers
 from tests import factories
-from tests.test_worker import FAST, RecordingSink, ingest, pipeline_with, wait_for
+from tests.harness.waiting import eventually
+from tests.test_worker import FAST, RecordingSink, ingest, pipeline_with
 from tests.web.webhelpers import TOKEN, asgi_client, make_alert, make_payload
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -206,7 +207,7 @@ async def test_metrics_an_operator_expects(store: Store) -> None:
     await ingest(store, factories.alert("A"), factories.alert("B"))
     workers.start()
     try:
-        await wait_for(lambda: _counts(store, {"dead": 1, "pending": 1}))
+        await eventually(lambda: _counts(store, {"dead": 1, "pending": 1}))
     finally:
         await workers.stop()
     async with asgi_client(create_app(Settings(), store, metrics)) as client:

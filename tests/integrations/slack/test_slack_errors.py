@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from router.config import BUILTIN_TEMPLATES
 from router.delivery import DEFAULT_RETRY_AFTER, DeliveryError
 from router.integrations.slack.sink import SlackSink
-from router.store import Store, open_store
-from tests.harness.fake_slack import TOKEN, FakeSlack, FakeSlackServer, settings_for, triage_result
+from router.store import Store
+from tests.harness.fake_slack import TOKEN, FakeSlack, settings_for, triage_result
 from tests.procs import free_port
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    slack = FakeSlack()
-    server = FakeSlackServer(slack)
-    slack.add_channel("#alerts", "C0ALERTS1")
-    yield slack
-    server.stop()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture(autouse=True)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,7 +17,8 @@ from router.store import Store
 from router.worker import WorkerOptions, Workers
 from tests import factories
 from tests.harness.fake_pagerduty import API_TOKEN, FakePagerDuty, FakePagerDutyServer
-from tests.sinks.pagerduty.support import ROUTING_KEY, settings_for
+from tests.harness.waiting import eventually
+from tests.integrations.pagerduty.support import ROUTING_KEY, settings_for
 
 FAST = WorkerOptions(count=2, lease_seconds=5, poll_seconds=0.05, shutdown_grace_seconds=0.5)
 CRASHLOOP = {"namespace": "shop", "pod": "api-7d9c5-x2", "severity": "critical"}
@@ -41,16 +41,6 @@ async def ingest(store: Store, workers: Workers, alert: dict) -> None:
     body = factories.body(alert)
     await store.ingest(WebhookPayload.model_validate_json(body), body)
     workers.wake()
-
-
-async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        outcome = check()
-        if await outcome if isinstance(outcome, Awaitable) else outcome:
-            return
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
 
 
 async def test_fire_note_and_resolve_through_the_outbox(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -12,9 +10,9 @@ from router.config import BUILTIN_TEMPLATES
 from router.delivery import DeliveryError
 from router.integrations.slack.flow import RateLimiter
 from router.integrations.slack.sink import SlackSink
-from router.store import Store, open_store
+from router.store import Store
 from router.triage import Classification
-from tests.harness.fake_slack import FakeSlack, FakeSlackServer, settings_for, triage_result
+from tests.harness.fake_slack import FakeSlack, settings_for, triage_result
 
 
 class FakeTime:
@@ -42,20 +40,9 @@ class FakeTime:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    slack = FakeSlack()
-    server = FakeSlackServer(slack)
-    slack.add_channel("#alerts", "C0ALERTS1")
-    slack.add_channel("#other", "C0OTHER01")
-    yield slack
-    server.stop()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
-    yield opened
-    await opened.close()
+def fake(fake_slack: FakeSlack) -> FakeSlack:
+    fake_slack.add_channel("#other", "C0OTHER01")
+    return fake_slack
 
 
 async def test_token_bucket_allows_a_burst_then_paces() -> None:

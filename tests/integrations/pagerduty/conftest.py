@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from router.integrations.pagerduty.sink import PagerDutySink
-from router.store import Store, open_store
+from router.store import Store
 from tests.harness.fake_pagerduty import FakePagerDuty, FakePagerDutyServer
-from tests.sinks.pagerduty.support import (
+from tests.integrations.pagerduty.support import (
     DB_KEY,
     ROUTING_KEY,
     settings_for,
@@ -28,13 +28,6 @@ def server(fake: FakePagerDuty, tmp_path: Path) -> Iterator[FakePagerDutyServer]
     running = FakePagerDutyServer(fake, tmp_path)
     yield running
     running.stop()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path / 'router.db'}")
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

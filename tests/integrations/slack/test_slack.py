@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +13,9 @@ from router.integrations.slack.sink import SlackSink
 from router.library import RunbookLibrary
 from router.store import Store, open_store
 from router.triage import Classification, Evidence, Finding, Routing, RunbookLink, Verdict
-from tests.harness.fake_slack import TOKEN, FakeSlack, FakeSlackServer, triage_result
+from tests.harness.fake_slack import TOKEN, FakeSlack, triage_result
 
-RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    slack = FakeSlack()
-    server = FakeSlackServer(slack)
-    slack.add_channel("#alerts", "C0ALERTS1")
-    yield slack
-    server.stop()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
-    yield opened
-    await opened.close()
+RUNBOOKS = Path(__file__).resolve().parents[3] / "runbooks"
 
 
 def make_sink(fake: FakeSlack, store: Store, **settings: Any) -> SlackSink:

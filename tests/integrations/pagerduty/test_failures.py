@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 
 import pytest
@@ -13,11 +12,11 @@ from router.delivery import DeliveryError
 from router.integrations.pagerduty import client as pagerduty_http
 from router.integrations.pagerduty.sink import PagerDutySink
 from tests.harness.fake_pagerduty import API_TOKEN, FakePagerDuty, FakePagerDutyServer
-from tests.procs import free_port
-from tests.sinks.pagerduty.support import (
+from tests.integrations.pagerduty.support import (
     ROUTING_KEY,
     triage,
 )
+from tests.procs import free_port
 
 
 async def test_a_500_is_transient_and_the_next_attempt_succeeds(
@@ -39,11 +38,10 @@ async def test_a_429_returns_at_once_with_retry_after(
 ) -> None:
     fake.fail("/v2/enqueue", 429, times=100, retry_after="7", body={"status": "throttled"})
     trigger = sink.render(triage())[0]
-    started = time.monotonic()
     with pytest.raises(DeliveryError) as caught:
         await sink.send(trigger)
-    assert time.monotonic() - started < 1.0
     assert caught.value.retry_after == 7.0 and not caught.value.permanent
+    assert caught.value.kind == "rate_limited"
     assert len(fake.events()) == 1  # not retried forever, not retried at all
 
 
@@ -64,21 +62,19 @@ async def test_a_hanging_server_times_out_as_transient(
 ) -> None:
     sink = make_sink(timeout_seconds=0.5)
     fake.hang("/v2/enqueue")
-    started = time.monotonic()
     with pytest.raises(DeliveryError) as caught:
         await sink.send(sink.render(triage())[0])
-    assert time.monotonic() - started < 2.0
-    assert not caught.value.permanent
+    assert not caught.value.permanent and caught.value.unsure  # it may have been applied
+    assert caught.value.kind == "timeout"
     assert "timed out" in caught.value.reason
+    assert len(fake.events()) == 1  # one request, given up on by the client's own timeout
 
 
 async def test_connection_refused_is_transient(make_sink: Callable[..., PagerDutySink]) -> None:
     sink = make_sink(events_url=f"https://127.0.0.1:{free_port()}")
-    started = time.monotonic()
     with pytest.raises(DeliveryError) as caught:
         await sink.send(sink.render(triage())[0])
-    assert time.monotonic() - started < 1.0
-    assert not caught.value.permanent
+    assert not caught.value.permanent and not caught.value.unsure  # nothing was sent
     assert "cannot connect" in caught.value.reason
 
 

@@ -17,7 +17,7 @@ from router.triage import (
     Routing,
 )
 from tests.harness.fake_pagerduty import API_TOKEN, FakePagerDuty
-from tests.sinks.pagerduty.support import (
+from tests.integrations.pagerduty.support import (
     DB_KEY,
     DEDUP,
     FINGERPRINT,

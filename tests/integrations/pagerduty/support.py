@@ -19,9 +19,8 @@ from router.triage import (
     Verdict,
 )
 from tests import factories
-from tests.harness.fake_pagerduty import API_TOKEN, FakePagerDutyServer
+from tests.harness.fake_pagerduty import API_TOKEN, ROUTING_KEY, FakePagerDutyServer
 
-ROUTING_KEY = "R0DEFAULT0123456789abcdef012345"
 DB_KEY = "R0DATABASES123456789abcdef01234"
 FROM = "oncall-bot@example.com"
 PERMALINK = "https://example.slack.com/archives/C024BE91L/p1700000000000100"

@@ -17,7 +17,7 @@ from router.render.silence import silence_url
 from router.triage import AlertHistory, Evidence, Finding, RunbookExcerpt, RunbookLink
 from tests.harness.fake_slack import triage_result
 
-RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
+RUNBOOKS = Path(__file__).resolve().parents[3] / "runbooks"
 MESSAGES = SlackMessages(BUILTIN_TEMPLATES)
 
 
