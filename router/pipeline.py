@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from router.alerts import Alert
 from router.delivery import SETTLES, Delivery
+from router.retriage_request import RetriageRequest
 from router.triage import (
     AlertHistory,
     Classification,
@@ -86,6 +87,14 @@ class Sink(Protocol):
 
     async def already_delivered(self, delivery: Delivery) -> bool:
         """Whether an attempt interrupted by a crash got through (checked before re-sending)."""
+
+    async def retriage(
+        self, result: TriageResult, request: RetriageRequest, *, rerun: bool
+    ) -> list[Delivery]:
+        """Deliveries of a re-run's findings (``rerun``: fresh; else reused) for ``request``."""
+
+    def retriage_failed(self, request: RetriageRequest, reason: str) -> list[Delivery]:
+        """Deliveries that tell whoever asked that the re-run failed (``reason``: plain text)."""
 
     async def aclose(self) -> None:
         """Release clients and flush what is pending; called once on shutdown."""

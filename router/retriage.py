@@ -1,15 +1,15 @@
 """Re-triage on request: find a stored alert, run the pipeline on it again, deliver the findings.
 
 Requests come from Slack (``/triage <what>``, the "Re-run diagnostics" button) and from
-PagerDuty webhooks (``router.web``). The web layer resolves the alert (:func:`resolve`),
-then :meth:`Retriager.submit` records the request once per idempotency key and answers.
+PagerDuty webhooks (their endpoints live in ``router.integrations``). The endpoint resolves
+the alert (:func:`resolve`), then :meth:`Retriager.submit` records the request once per idempotency key and answers.
 The :class:`Retriager` works through recorded requests in a leased loop
 (:mod:`router.leased`), like jobs and deliveries: a request whose process died is taken
 over by another replica (or the restarted process) when its lease runs out. It classifies and
 diagnoses the alert's latest stored state again (or, for a PagerDuty note, reuses
-findings younger than ``max_age``), stores the result and queues the deliveries — the
-``response_url`` answer, a reply in the alert message's thread, an incident note — in
-the durable outbox under keys derived from the request.
+findings younger than ``max_age``), stores the result and queues what every sink makes
+of it (``Sink.retriage``: the ``response_url`` answer, a reply in the alert message's
+thread, an incident note) in the durable outbox under keys derived from the request.
 """
 
 from __future__ import annotations
@@ -22,19 +22,14 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from router.config import Settings
 from router.delivery import Delivery
-from router.integrations.pagerduty import render as pd_render
-from router.integrations.slack.message import SlackMessages, ephemeral
-from router.integrations.slack.mrkdwn import Mrkdwn, escape
-from router.integrations.slack.response import NAME as RESPONSE
-from router.integrations.slack.response import SlackResponseSink
 from router.leased import LeasedLoop, LoopOptions
 from router.metrics import Metrics
-from router.pipeline import Pipeline, Sink
+from router.pipeline import Pipeline
+from router.retriage_request import RetriageRequest as Request
 from router.store import AlertSummary, Recorded, Store, StoredState
 from router.store.jobs import Clock
 from router.store.lookup import Lookup
@@ -96,42 +91,7 @@ def _count(matches: list[AlertSummary]) -> str:
     return f"{len(matches) - 1}+" if len(matches) >= _CANDIDATES else str(len(matches))
 
 
-def retriage_sinks(settings: Settings) -> list[Sink]:
-    """The sink that answers Slack commands and buttons, when Slack's requests can be verified."""
-    if settings.slack.signing_secret is None:
-        return []
-    return [SlackResponseSink(settings.slack.timeout_seconds, api_url=settings.slack.api_url)]
-
-
 # -- the request and its run ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Request:
-    """One re-triage request, as stored with its idempotency ``key``."""
-
-    key: str  # "slack:<trigger_id>", "pagerduty:<event id>"
-    source: str  # "slack" or "pagerduty"
-    requested_by: str  # plain text: "alice via /triage", "PagerDuty incident.acknowledged"
-    mention: str | None = None  # how Slack shows the requester: "<@U024BE7LH>"
-    response_url: str | None = None
-    note: bool = False  # add an incident note whether or not we know of an incident
-    max_age: float | None = None  # reuse findings younger than this; None: always re-run
-
-    @classmethod
-    def from_json(cls, data: JSON) -> Request:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-
-class ThreadedSink(Protocol):
-    """What re-triage needs of the Slack sink to reply in an alert's thread."""
-
-    name: str
-
-    def thread_key(self, result: TriageResult) -> str: ...
-
-    def render_retriage(self, result: TriageResult, key: str, requested_by: str) -> list[Delivery]:
-        """Replies with the re-run's findings under the alert's message."""
 
 
 class Retriager:
@@ -143,7 +103,6 @@ class Retriager:
         self,
         store: Store,
         pipeline: Pipeline,
-        templates: Path,
         *,
         on_queued: Any = None,
         concurrency: int = 4,
@@ -154,7 +113,6 @@ class Retriager:
     ) -> None:
         self.store, self.pipeline, self.clock = store, pipeline, clock
         self.metrics = metrics or Metrics()
-        self.messages = SlackMessages(templates)
         self.on_queued = on_queued
         self.owner = f"{socket.gethostname()}:{os.getpid()}/retriage"
         self.options = LoopOptions(concurrency, lease_seconds, poll_seconds)
@@ -174,7 +132,6 @@ class Retriager:
         return cls(
             store,
             pipeline,
-            settings.templates,
             on_queued=on_queued,
             concurrency=settings.worker.count,
             lease_seconds=settings.worker.lease_seconds,
@@ -206,12 +163,12 @@ class Retriager:
     async def release(self, owner: str, items: Sequence[Recorded]) -> None:
         await self.store.retriages.release(owner, items)
 
-    async def submit(self, request: Request, alert: AlertSummary, ack: str | None = None) -> bool:
-        """Record the request (False: seen before) and start its work; ``ack`` goes out first."""
-        queued = []
-        if ack and request.response_url:
-            message = {"response_url": request.response_url, "message": ephemeral(ack)}
-            queued.append(Delivery(RESPONSE, "respond", f"{RESPONSE}:{request.key}:ack", message))
+    async def submit(
+        self, request: Request, alert: AlertSummary, first: Sequence[Delivery] = ()
+    ) -> bool:
+        """Record the request (False: seen before) and start its work; ``first`` goes out
+        at once (an acknowledgement for whoever asked)."""
+        queued = list(first)
         recorded = await self.store.retriages.record(
             request.key,
             source=request.source,
@@ -305,12 +262,11 @@ class Retriager:
     ) -> None:
         """Record the failure; whoever asked is told (``shown``, else ``reason``)."""
         self._count(request, "failed")
-        deliveries = []
-        if request.response_url:
-            text = f":warning: Re-running diagnostics failed: {escape(shown or reason)}"
-            message = {"response_url": request.response_url, "message": ephemeral(text)}
-            key = f"{RESPONSE}:{request.key}:result"
-            deliveries.append(Delivery(RESPONSE, "respond", key, message))
+        deliveries = [
+            d
+            for sink in self.pipeline.sinks
+            for d in sink.retriage_failed(request, shown or reason)
+        ]
         try:
             await self.store.retriages.finish(
                 recorded, result_json=None, deliveries=deliveries, outcome=reason, state="failed"
@@ -325,46 +281,8 @@ class Retriager:
     async def _deliveries(
         self, result: TriageResult, request: Request, *, rerun: bool
     ) -> list[Delivery]:
-        """Slack requests: the answer and thread replies; a note when there is an incident."""
+        """Every sink's deliveries for the re-run (an answer, thread replies, a note)."""
         out: list[Delivery] = []
-        who = Mrkdwn(request.mention or escape(request.requested_by))
-        if request.response_url:
-            message = self.messages.retriage_response(result, who)
-            payload = {"response_url": request.response_url, "message": message}
-            out.append(Delivery(RESPONSE, "respond", f"{RESPONSE}:{request.key}:result", payload))
-        if request.source == "slack":
-            out += await self._thread_replies(result, request.key, who)
-        return out + await self._note(result, request, rerun)
-
-    def _sink(self, name: str) -> Any:
-        return next((s for s in self.pipeline.sinks if s.name == name), None)
-
-    async def _thread_replies(self, result: TriageResult, key: str, who: str) -> list[Delivery]:
-        """Replies under the alert's Slack message, when it has one of its own."""
-        slack: ThreadedSink | None = self._sink("slack")
-        if slack is None:
-            return []
-        thread_key = slack.thread_key(result)
-        ref = await self.store.messages.get(thread_key, "slack")
-        if ref is None or ref.get("storm"):
-            return []
-        return slack.render_retriage(result, key, who)
-
-    async def _note(self, result: TriageResult, request: Request, rerun: bool) -> list[Delivery]:
-        """An incident note, when PagerDuty notes are configured and the alert has an incident."""
-        pagerduty = self._sink("pagerduty")
-        if pagerduty is None or not getattr(pagerduty, "notes_enabled", False):
-            return []
-        alert = result.alert
-        dedup = pd_render.dedup_key(alert)
-        if not request.note:
-            ref = await self.store.messages.get(alert.fingerprint, "pagerduty")
-            if alert.status != "firing" or ref is None or ref.get("dedup_key") != dedup:
-                return []
-        if rerun:
-            head = f"Diagnostics re-run, requested by {request.requested_by}."
-        else:
-            head = (
-                f"Latest findings (of {result.triaged_at:%H:%M UTC}), for {request.requested_by}."
-            )
-        return [pagerduty.render_retriage(result, request.key, head)]
+        for sink in self.pipeline.sinks:
+            out += await sink.retriage(result, request, rerun=rerun)
+        return out

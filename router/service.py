@@ -34,7 +34,7 @@ from router.metrics import Metrics
 from router.pipeline import HistorySource, Pipeline, Sink
 from router.processes import WorkerProcesses, become_supervised, worker_command
 from router.redact import Redactor, secret_values
-from router.retriage import Retriager, retriage_sinks
+from router.retriage import Retriager
 from router.store import Store, StoreUnavailable, open_store
 from router.store.history import History
 from router.triage import TriageResult
@@ -127,6 +127,16 @@ def build_sinks(settings: Settings, store: Store) -> list[Sink]:
                 ConsoleSink(settings.templates, format=console_format(settings), path=console.path)
             )
     return sinks
+
+
+def retriage_sinks(settings: Settings) -> list[Sink]:
+    """The sink that answers Slack commands and buttons, when Slack's requests can be verified."""
+    if settings.slack.signing_secret is None:
+        return []
+    from router.integrations.slack.response import SlackResponseSink
+
+    slack = settings.slack
+    return [SlackResponseSink(settings.templates, slack.timeout_seconds, api_url=slack.api_url)]
 
 
 async def close_sinks(sinks: list[Sink]) -> None:

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from router.delivery import Delivery
 from router.render.limits import shown
+from router.retriage_request import RetriageRequest
 from router.triage import TriageResult
 
 EXCERPT_LINES = 12  # of a runbook section, unless its first commands need more
@@ -92,6 +93,14 @@ class ConsoleSink:
         if self.path is None:
             return False
         return await asyncio.to_thread(_contains, self.path, delivery.key)
+
+    async def retriage(
+        self, result: TriageResult, request: RetriageRequest, *, rerun: bool
+    ) -> list[Delivery]:
+        return []  # nobody asks the console
+
+    def retriage_failed(self, request: RetriageRequest, reason: str) -> list[Delivery]:
+        return []
 
     async def aclose(self) -> None:
         """Nothing to release: every line is flushed as it is written."""

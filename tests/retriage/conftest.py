@@ -208,7 +208,7 @@ async def rig(
     sinks = [
         SlackSink(settings.slack, store, settings.templates),
         PagerDutySink(settings.pagerduty, store),
-        SlackResponseSink(timeout=5, api_url=settings.slack.api_url),
+        SlackResponseSink(settings.templates, timeout=5, api_url=settings.slack.api_url),
     ]
     pipeline = build_pipeline(settings, load_components(settings), sinks)
     diagnoser = GatedDiagnoser()

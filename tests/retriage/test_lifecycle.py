@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from router.config import BUILTIN_TEMPLATES
 from router.delivery import Delivery, DeliveryError
 from router.integrations.slack.response import SlackResponseSink
 from tests import factories
@@ -49,7 +50,7 @@ async def test_a_failed_run_is_recorded_and_told_without_its_details(rig: Rig) -
 
 
 async def test_response_url_failures(fake_slack: FakeSlack) -> None:
-    sink = SlackResponseSink(timeout=5, api_url=f"{fake_slack.base_url}/api/")
+    sink = SlackResponseSink(BUILTIN_TEMPLATES, timeout=5, api_url=f"{fake_slack.base_url}/api/")
     url = fake_slack.response_url("once")
     message = {"response_url": url, "message": {"text": "hi"}}
     try:

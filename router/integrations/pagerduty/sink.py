@@ -32,6 +32,7 @@ from router.integrations.pagerduty.client import (
     tls_verify,
 )
 from router.redact import Redactor, secret_values
+from router.retriage_request import RetriageRequest
 from router.store import Store
 from router.triage import TriageResult
 
@@ -99,9 +100,29 @@ class PagerDutySink:
             deliveries.append(self._note(result, f"pagerduty:note:{alert.state_key}"))
         return deliveries
 
-    def render_retriage(self, result: TriageResult, key: str, heading: str) -> Delivery:
-        """An incident note with a re-run's findings (``key``: the request's), under ``heading``."""
-        return self._note(result, f"pagerduty:retriage-note:{key}", heading)
+    async def retriage(
+        self, result: TriageResult, request: RetriageRequest, *, rerun: bool
+    ) -> list[Delivery]:
+        """An incident note with the re-run's findings, when notes are configured and the
+        alert has an incident (or the request is about one: ``request.note``)."""
+        if not self.notes_enabled:
+            return []
+        alert = result.alert
+        if not request.note:
+            ref = await self.store.messages.get(alert.fingerprint, self.name)
+            known = ref is not None and ref.get("dedup_key") == render.dedup_key(alert)
+            if alert.status != "firing" or not known:
+                return []
+        if rerun:
+            head = f"Diagnostics re-run, requested by {request.requested_by}."
+        else:
+            head = (
+                f"Latest findings (of {result.triaged_at:%H:%M UTC}), for {request.requested_by}."
+            )
+        return [self._note(result, f"pagerduty:retriage-note:{request.key}", head)]
+
+    def retriage_failed(self, request: RetriageRequest, reason: str) -> list[Delivery]:
+        return []  # a failed re-run adds no note
 
     def _note(self, result: TriageResult, key: str, heading: str = "") -> Delivery:
         alert = result.alert

@@ -25,7 +25,7 @@ from router.config import SlackSettings
 from router.integrations.slack.message import RERUN_ACTION, ephemeral, hhmm
 from router.integrations.slack.mrkdwn import escape
 from router.integrations.slack.payloads import SlackAction, SlackCommand, SlackInteraction
-from router.integrations.slack.response import valid_response_url
+from router.integrations.slack.response import answer, valid_response_url
 from router.integrations.slack.signature import SlackSignature
 from router.jsonbody import BadJSON, parse_json
 from router.retriage import Request as Retriage
@@ -154,7 +154,9 @@ class SlackEndpoints:
             "the Re-run diagnostics button",
             self._response_url(payload.response_url),
         )
-        await self.retriager.submit(retriage, alert, ack=_acknowledgement(Resolved(alert)))
+        ack = ephemeral(_acknowledgement(Resolved(alert)))
+        first = [answer(retriage, ack, "ack")] if retriage.response_url else []
+        await self.retriager.submit(retriage, alert, first)
         return Response(status_code=200)
 
     def _response_url(self, url: str | None) -> str | None:

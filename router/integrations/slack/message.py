@@ -21,6 +21,7 @@ from router.integrations.slack import blocks as kit
 from router.integrations.slack.graph import guess_unit
 from router.integrations.slack.mrkdwn import Block, Mrkdwn, blocks, escape, fence
 from router.render.silence import silence_url
+from router.retriage_request import RetriageRequest
 from router.triage import Evidence, Finding, RunbookLink, TriageResult
 
 JSON = dict[str, Any]
@@ -198,6 +199,11 @@ def ephemeral(message: JSON | str) -> JSON:
     """A ``response_url`` (or command response) message only the requester sees."""
     body = {"text": message} if isinstance(message, str) else dict(message)
     return {"response_type": "ephemeral", "replace_original": False, **body}
+
+
+def requester(request: RetriageRequest) -> Mrkdwn:
+    """Whoever asked for a re-run, as Slack shows them: a mention, else their name."""
+    return Mrkdwn(request.mention or escape(request.requested_by))
 
 
 def _runbook_text(result: TriageResult) -> str:

@@ -1,20 +1,24 @@
 """Answers to Slack commands and button presses, posted to the request's ``response_url``.
 
 A sink like the others so that answers go through the durable outbox: ``render`` has
-nothing to add to an alert's own deliveries; re-triage (``router.retriage``) queues
-``respond`` deliveries whose payload carries the ``response_url`` and the message.
+nothing to add to an alert's own deliveries; for a re-triage requested from Slack it
+renders ``respond`` deliveries whose payload carries the ``response_url`` and the message.
 A ``response_url`` takes a few posts within 30 minutes, so an expired or used one is
 a permanent failure.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from router.delivery import Delivery, DeliveryError, delivery_error
+from router.integrations.slack.message import SlackMessages, ephemeral, requester
+from router.integrations.slack.mrkdwn import escape
+from router.retriage_request import RetriageRequest
 from router.triage import TriageResult
 
 NAME = "slack_response"
@@ -30,15 +34,32 @@ class SlackResponseSink:
 
     def __init__(
         self,
+        templates: Path,
         timeout: float = 10.0,
         client: httpx.AsyncClient | None = None,
         api_url: str = SLACK_API_URL,
     ) -> None:
         self.api_url = api_url
+        self.messages = SlackMessages(templates)
         self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
     def render(self, result: TriageResult) -> list[Delivery]:
         return []
+
+    async def retriage(
+        self, result: TriageResult, request: RetriageRequest, *, rerun: bool
+    ) -> list[Delivery]:
+        """The re-run's answer to whoever asked (ephemeral), when Slack gave a ``response_url``."""
+        if not request.response_url:
+            return []
+        message = self.messages.retriage_response(result, requester(request))
+        return [answer(request, message, "result")]
+
+    def retriage_failed(self, request: RetriageRequest, reason: str) -> list[Delivery]:
+        if not request.response_url:
+            return []
+        text = f":warning: Re-running diagnostics failed: {escape(reason)}"
+        return [answer(request, ephemeral(text), "result")]
 
     async def send(self, delivery: Delivery) -> dict[str, Any] | None:
         url = str(delivery.payload.get("response_url") or "")
@@ -64,6 +85,12 @@ class SlackResponseSink:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def answer(request: RetriageRequest, message: dict[str, Any], part: str) -> Delivery:
+    """A ``respond`` delivery of ``message`` to the request's ``response_url``."""
+    payload = {"response_url": request.response_url, "message": message}
+    return Delivery(NAME, "respond", f"{NAME}:{request.key}:{part}", payload)
 
 
 def valid_response_url(url: str, api_url: str = SLACK_API_URL) -> bool:

@@ -34,8 +34,9 @@ from router.delivery import SETTLES, Delivery, DeliveryError
 from router.integrations.slack.api import SlackApi
 from router.integrations.slack.flow import Clock, RateLimiter, Sleep, Storm, StormWatch
 from router.integrations.slack.graph import render_png
-from router.integrations.slack.message import SlackMessages, graph_payload, storm_line
+from router.integrations.slack.message import SlackMessages, graph_payload, requester, storm_line
 from router.redact import Redactor
+from router.retriage_request import RetriageRequest
 from router.store import Store
 from router.triage import TriageResult
 
@@ -116,14 +117,30 @@ class SlackSink:
             out.append(Delivery(NAME, "graph", f"slack:graph:{alert.state_key}", {**base, **graph}))
         return out
 
-    def render_retriage(self, result: TriageResult, key: str, requested_by: str) -> list[Delivery]:
-        """A re-run's findings as replies in the alert message's thread (``key``: the request's)."""
-        replies = self.messages.retriage_replies(result, requested_by)
+    async def retriage(
+        self, result: TriageResult, request: RetriageRequest, *, rerun: bool
+    ) -> list[Delivery]:
+        """A Slack request's re-run findings as replies in the alert message's thread, when
+        the alert has a message of its own (not one summarised in a storm)."""
+        if request.source != "slack":
+            return []
+        ref = await self.store.messages.get(self.thread_key(result), NAME)
+        if ref is None or ref.get("storm"):
+            return []
+        replies = self.messages.retriage_replies(result, requester(request))
         base = self._base(result)
         return [
-            Delivery(NAME, "reply", f"slack:retriage:{key}:{n}", {**base, "first": m, "change": m})
+            Delivery(
+                NAME,
+                "reply",
+                f"slack:retriage:{request.key}:{n}",
+                {**base, "first": m, "change": m},
+            )
             for n, m in enumerate(replies)
         ]
+
+    def retriage_failed(self, request: RetriageRequest, reason: str) -> list[Delivery]:
+        return []  # told through the response_url (router.integrations.slack.response)
 
     def _base(self, result: TriageResult) -> JSON:
         """What every delivery of this alert carries: where it goes and which state it is."""
