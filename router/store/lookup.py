@@ -21,7 +21,6 @@ from router.store.database import Database
 from router.store.jobs import Clock
 from router.store.schema import alert_events, alerts, messages, pagerduty_incidents, retriages
 
-DEDUP_PREFIX = "runbook-router-"  # router.integrations.pagerduty.render.dedup_key
 _INCIDENT_ID = re.compile(r"[A-Z0-9]{4,32}")
 
 
@@ -133,12 +132,9 @@ class Lookup:
 
     # -- PagerDuty incidents -------------------------------------------------------
 
-    async def routed_fingerprint(self, incident_key: str | None) -> str | None:
-        """The fingerprint of the alert we routed under this incident key, if any."""
-        if not incident_key or not incident_key.startswith(DEDUP_PREFIX):
-            return None
-        fingerprint = incident_key[len(DEDUP_PREFIX) :]
-        return fingerprint if await self.by_fingerprint(fingerprint) else None
+    async def known(self, fingerprint: str | None) -> bool:
+        """Whether an alert with this fingerprint is stored."""
+        return bool(fingerprint) and await self.by_fingerprint(fingerprint or "") is not None
 
     async def remember_incident(
         self, incident_id: str, number: int | None, incident_key: str, fingerprint: str

@@ -88,9 +88,8 @@ async def test_a_firing_alert_is_preferred_over_a_newer_resolved_one(store: Stor
 async def test_incidents_by_number_and_id(store: Store) -> None:
     await ingest(store, factories.alert("PodCrashLooping", fingerprint="c0ffee0000000001"))
     lookup = store.lookup
-    assert await lookup.routed_fingerprint("runbook-router-c0ffee0000000001") == "c0ffee0000000001"
-    assert await lookup.routed_fingerprint("runbook-router-0000000000000000") is None
-    assert await lookup.routed_fingerprint("c0ffee0000000001") is None
+    assert await lookup.known("c0ffee0000000001")
+    assert not await lookup.known("0000000000000000")
     await lookup.remember_incident(
         "PABC123", 42, "runbook-router-c0ffee0000000001", "c0ffee0000000001"
     )

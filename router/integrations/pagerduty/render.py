@@ -36,11 +36,19 @@ NOTE_LIMIT = 25_000
 TRUNCATED = "… (truncated)"
 CLIENT = "runbook-router"
 NOTE_MARKER = "runbook-router delivery: "
+DEDUP_PREFIX = "runbook-router-"
 
 
 def dedup_key(alert: Alert) -> str:
     """The same for every state of one alert, so a resolve finds its trigger's incident."""
-    return f"runbook-router-{alert.fingerprint}"
+    return f"{DEDUP_PREFIX}{alert.fingerprint}"
+
+
+def fingerprint_of(incident_key: str | None) -> str | None:
+    """The alert fingerprint in one of our dedup keys; None for anybody else's key."""
+    if not incident_key or not incident_key.startswith(DEDUP_PREFIX):
+        return None
+    return incident_key[len(DEDUP_PREFIX) :] or None
 
 
 def severity(alert: Alert, mapping: dict[str, str]) -> str:

@@ -23,7 +23,7 @@ import pagerduty
 
 from router.config import PagerDutySettings
 from router.delivery import Delivery, DeliveryError
-from router.integrations.pagerduty import render as render
+from router.integrations.pagerduty import render
 from router.integrations.pagerduty.client import (
     INCIDENT_RETRY_SECONDS,
     call,
@@ -190,7 +190,7 @@ class PagerDutySink:
         if action == "resolve":
             routing = await self._trigger_routing(fingerprint, dedup, routing)
         else:
-            event = render.with_slack_link(event, await self._slack_permalink(payload["threads"]))
+            event = render.with_slack_link(event, await self._chat_permalink(payload["threads"]))
         client = self._events_client(routing)
         properties = {k: v for k, v in event.items() if k not in ("event_action", "dedup_key")}
         sent = await self._call(
@@ -219,7 +219,7 @@ class PagerDutySink:
         incident = await self._incident(payload)
         if incident is None:
             raise _no_incident(payload, ref)
-        permalink = await self._slack_permalink(payload["threads"])
+        permalink = await self._chat_permalink(payload["threads"])
         content = render.finish_note(payload["content"], delivery.key, permalink)
         note = await self._call(
             "rest",
@@ -263,15 +263,12 @@ class PagerDutySink:
             return ref["routing"]
         return routing
 
-    async def _slack_permalink(self, threads: list[str]) -> str | None:
-        """The alert's Slack message, when the Slack sink has posted it (a link is optional)."""
+    async def _chat_permalink(self, threads: list[str]) -> str | None:
+        """The alert's chat message, when a sink has posted one (a link is optional)."""
         try:
-            for thread in filter(None, threads):
-                ref = await self.store.messages.get(thread, "slack")
-                if ref and ref.get("permalink"):
-                    return str(ref["permalink"])
+            return await self.store.messages.permalink(threads)
         except Exception as exc:  # a missing link must not hold up a page
-            log.warning("cannot look up the Slack message: %s", self._redact(str(exc)))
+            log.warning("cannot look up the alert's chat message: %s", self._redact(str(exc)))
         return None
 
 

@@ -23,6 +23,7 @@ from router.integrations.pagerduty.payloads import (
     PagerDutyIncident,
     PagerDutyWebhookBody,
 )
+from router.integrations.pagerduty.render import fingerprint_of
 from router.integrations.pagerduty.signature import PagerDutySignature
 from router.jsonbody import BadJSON, parse_json
 from router.retriage import Request as Retriage
@@ -81,8 +82,8 @@ class PagerDutyWebhook:
             raise invalid(exc, "malformed incident") from None
         lookup = self.store.lookup
         incident_key = incident.incident_key or ""
-        fingerprint = await lookup.routed_fingerprint(incident_key)
-        if fingerprint is None:
+        fingerprint = fingerprint_of(incident_key)
+        if fingerprint is None or not await lookup.known(fingerprint):
             return _ignored(event_type, "not an incident of an alert routed here")
         if incident.id is not None:
             await lookup.remember_incident(incident.id, incident.number, incident_key, fingerprint)

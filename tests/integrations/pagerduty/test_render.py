@@ -7,7 +7,7 @@ from urllib.parse import unquote
 import pytest
 
 from router.alerts import Alert
-from router.integrations.pagerduty import render as render
+from router.integrations.pagerduty import render
 from router.triage import Classification, Evidence, Finding, TriageResult, Verdict
 from tests import factories
 
@@ -132,3 +132,13 @@ def test_only_web_links_reach_pagerduty() -> None:
     assert [link["text"] for link in render.links(local)] == ["Silence in Alertmanager"]
     web = result(annotations={"summary": "slow", "runbook_url": "https://wiki.example/latency"})
     assert render.links(web)[0] == {"href": "https://wiki.example/latency", "text": "Runbook"}
+
+
+def test_the_dedup_key_names_the_alert_and_only_ours_are_read_back() -> None:
+    from router.integrations.pagerduty.render import dedup_key, fingerprint_of
+
+    alert = factories.alert("PodCrashLooping", fingerprint="c0ffee0000000001")
+    key = dedup_key(Alert.model_validate(alert))
+    assert fingerprint_of(key) == "c0ffee0000000001"
+    assert fingerprint_of("c0ffee0000000001") is None  # somebody else's incident key
+    assert fingerprint_of(None) is None
