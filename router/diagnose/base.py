@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import httpx
+
 from router.alerts import Alert
 from router.triage import Classification, Finding
 
@@ -95,6 +97,24 @@ def tls_failure(exc: BaseException) -> str | None:
             return f"TLS error ({cause.reason or 'handshake failed'})"
         cause = cause.__cause__ or cause.__context__
     return None
+
+
+def http_failure(exc: httpx.HTTPError) -> str:
+    """Why an HTTP request of a provider got no answer, as a person reads it."""
+    if (tls := tls_failure(exc)) is not None:
+        return tls
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused or host unreachable"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server closed the connection without an answer"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return "not an http(s) URL"
+    return type(exc).__name__
+
+
+def seconds(value: float) -> str:
+    """A duration without trailing zeros: ``2.50`` → ``2.5``, ``3.00`` → ``3``."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 class Provider(Protocol):

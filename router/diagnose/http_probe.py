@@ -25,7 +25,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from router.classify.matchers import Matcher, matches_all, parse_matchers
 from router.config import HttpProbeSettings
-from router.diagnose.base import AlertContext, Check, CheckOutcome, ProviderError, tls_failure
+from router.diagnose.base import (
+    AlertContext,
+    Check,
+    CheckOutcome,
+    ProviderError,
+    http_failure,
+    seconds,
+)
 from router.redact import Redactor
 from router.triage import Evidence, Finding
 
@@ -110,11 +117,11 @@ class HttpProbeProvider:
         try:
             status, error = await asyncio.wait_for(self._get(url, timeout), timeout)
         except (TimeoutError, httpx.TimeoutException):
-            error = f"timed out after {_seconds(timeout)} s"
+            error = f"timed out after {seconds(timeout)} s"
         except httpx.InvalidURL:
             error = "invalid URL"
         except httpx.HTTPError as exc:
-            error = _reason(exc)
+            error = http_failure(exc)
         return {
             "url": self.redact(url),
             "status": status,
@@ -166,19 +173,3 @@ def _finding(probes: list[dict], failing: int, skipped: list[dict]) -> Finding:
         evidence.append(Evidence(kind="text", label="skipped probes", text=text))
     severity = "critical" if failing == total else "warning" if failing else "ok"
     return Finding(title=title, source="http", severity=severity, evidence=evidence)
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
-def _reason(exc: httpx.HTTPError) -> str:
-    if (tls := tls_failure(exc)) is not None:
-        return tls
-    if isinstance(exc, httpx.ConnectError):
-        return "connection refused or host unreachable"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "the server closed the connection without an answer"
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return "not an http(s) URL"
-    return type(exc).__name__

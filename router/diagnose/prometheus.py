@@ -39,7 +39,8 @@ from router.diagnose.base import (
     CheckOutcome,
     ProviderError,
     ProviderSettingsError,
-    tls_failure,
+    http_failure,
+    seconds,
 )
 from router.redact import Redactor
 from router.triage import Evidence, Finding
@@ -201,9 +202,9 @@ class PrometheusProvider:
         try:
             response = await self.client.get(path, params=params, timeout=timeout)
         except httpx.TimeoutException:
-            raise ProviderError(f"{NAME}: timed out after {_seconds(timeout)} s") from None
+            raise ProviderError(f"{NAME}: timed out after {seconds(timeout)} s") from None
         except httpx.HTTPError as exc:
-            raise ProviderError(self.redact(f"{NAME}: {_reason(exc)}")) from None
+            raise ProviderError(self.redact(f"{NAME}: {http_failure(exc)}")) from None
         except httpx.InvalidURL as exc:  # e.g. too long once encoded
             raise ProviderError(f"{NAME}: the query cannot be sent: {exc}") from None
         return self._data(response)
@@ -455,17 +456,3 @@ def _warned(warnings: list[str]) -> list[Evidence]:
     if not warnings:
         return []
     return [Evidence(kind="text", label="Prometheus warnings", text="\n".join(warnings))]
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
-def _reason(exc: httpx.HTTPError) -> str:
-    if (tls := tls_failure(exc)) is not None:
-        return tls
-    if isinstance(exc, httpx.ConnectError):
-        return "connection refused or host unreachable"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "the server closed the connection without an answer"
-    return type(exc).__name__
