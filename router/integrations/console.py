@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from router.delivery import Delivery
 from router.render.limits import shown
+from router.render.order import verdicts_first
 from router.retriage_request import RetriageRequest
 from router.triage import TriageResult
 
@@ -64,7 +65,7 @@ class ConsoleSink:
                 else result.model_dump(mode="json")
             )
             return json.dumps(record, separators=(",", ":"))
-        findings = sorted(result.findings, key=lambda f: f.verdict is None)
+        findings = verdicts_first(result.findings)
         lines = result.runbook.markdown.splitlines() if result.runbook else []
         length = excerpt_length(lines)
         text = self._template.render(

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from router.triage import TriageResult
+
 MAX_URL = 3000  # Slack's limit for a button's URL; PagerDuty links use the same
+
+
+def alert_silence_url(result: TriageResult, limit: int = MAX_URL) -> str | None:
+    """The "new silence" page for this alert, when Alertmanager's URL is http(s)."""
+    external = result.external_url or ""
+    if not external.startswith(("https://", "http://")) or len(external) > limit:
+        return None
+    return silence_url(external, result.alert.labels, limit)
 
 
 def silence_url(external_url: str, labels: dict[str, str], limit: int = MAX_URL) -> str:

@@ -11,7 +11,8 @@ from typing import Any
 
 from router.alerts import Alert
 from router.render.limits import shown
-from router.render.silence import MAX_URL, silence_url
+from router.render.order import verdicts_first
+from router.render.silence import MAX_URL, alert_silence_url
 from router.triage import Evidence, Finding, RunbookLink, TriageResult
 
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -119,7 +120,7 @@ def custom_details(result: TriageResult) -> dict[str, Any]:
             "rule": c.rule,
             "reasons": c.reasons,
         },
-        "findings": [_finding_detail(f) for f in _ordered(result.findings)],
+        "findings": [_finding_detail(f) for f in verdicts_first(result.findings)],
     }
     if result.history is not None:
         details["history"] = result.history.text
@@ -173,9 +174,7 @@ def runbook_url(result: TriageResult) -> str | None:
 
 def alertmanager_silence(result: TriageResult) -> str | None:
     """Alertmanager's "new silence" page, pre-filled with the alert's labels."""
-    if not _web(result.external_url):
-        return None
-    return silence_url(result.external_url, result.alert.labels)
+    return alert_silence_url(result, MAX_URL)
 
 
 def note_text(result: TriageResult) -> str:
@@ -188,7 +187,7 @@ def note_text(result: TriageResult) -> str:
         lines.append(f"History: {result.history.text}")
     lines.append("")
     lines.append("Findings:" if result.findings else "Findings: none")
-    for finding in _ordered(result.findings):
+    for finding in verdicts_first(result.findings):
         lines.extend(_finding_lines(finding))
     if result.runbook is not None:
         where = runbook_url(result) or _ref(result.runbook.link)
@@ -276,11 +275,6 @@ def _evidence_text(evidence: Evidence) -> str:
     if evidence.text:
         return f"{label}\n{evidence.text}" if label else evidence.text
     return ""
-
-
-def _ordered(findings: list[Finding]) -> list[Finding]:
-    """Findings with a verdict first, otherwise in the order the providers gave them."""
-    return sorted(findings, key=lambda f: f.verdict is None)
 
 
 def _ref(link: RunbookLink) -> str:

@@ -20,7 +20,8 @@ from router.config import BUILTIN_TEMPLATES
 from router.integrations.slack import blocks as kit
 from router.integrations.slack.graph import guess_unit
 from router.integrations.slack.mrkdwn import Block, Mrkdwn, blocks, escape, fence
-from router.render.silence import silence_url
+from router.render.order import verdicts_first
+from router.render.silence import alert_silence_url
 from router.retriage_request import RetriageRequest
 from router.triage import Evidence, Finding, RunbookLink, TriageResult
 
@@ -257,9 +258,8 @@ def _finding_line(finding: Finding) -> str:
 
 
 def _finding_details(findings: Sequence[Finding]) -> list[Block]:
-    ordered = sorted(findings, key=lambda f: f.verdict is None)
     out: list[Block] = []
-    for finding in ordered:
+    for finding in verdicts_first(findings):
         out.append(Block("paragraph", _finding_line(finding)))
         if finding.verdict is not None:
             out.append(Block("paragraph", f"> verdict: {escape(finding.verdict.summary)}"))
@@ -311,18 +311,13 @@ def _buttons(result: TriageResult) -> list[JSON | None]:
         ),
         None,
     )
+    silence = alert_silence_url(result, kit.URL)
     return [
         kit.link_button(":book: Runbook", runbook, "open_runbook") if runbook else None,
         kit.link_button(":chart_with_upwards_trend: Graph", alert.generatorURL, "open_graph")
         if alert.generatorURL.startswith("http")
         else None,
-        kit.link_button(
-            ":no_bell: Silence",
-            silence_url(result.external_url, alert.labels, kit.URL),
-            "open_silence",
-        )
-        if result.external_url
-        else None,
+        kit.link_button(":no_bell: Silence", silence, "open_silence") if silence else None,
         kit.link_button(":bar_chart: Dashboard", dashboard, "open_dashboard")
         if dashboard
         else None,
