@@ -105,6 +105,14 @@ class Finding(BaseModel):
     verdict: Verdict | None = None
 
 
+class Diagnosis(BaseModel):
+    """What the diagnostics found: findings, and the names of the alert's objects they
+    learned on the way (``{"deployment": "api"}`` for a pod's alert), for its commands."""
+
+    findings: list[Finding] = Field(default_factory=list)
+    names: dict[str, str] = Field(default_factory=dict)
+
+
 class AlertHistory(BaseModel):
     """What the store already knows about earlier firings of this alert."""
 

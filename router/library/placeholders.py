@@ -1,4 +1,8 @@
-"""Commands ready to paste: fill a runbook excerpt's placeholders from the alert's labels.
+"""Commands ready to paste: fill a runbook excerpt's placeholders from what the router knows.
+
+Values come from the alert's labels first, then from the names the diagnostics found
+on the way (a pod's Deployment, the one pod of a workload that is in trouble), and the
+note says which came from where.
 
 Only code is touched (fenced blocks and inline code), never prose, and only these
 forms, for the names below (case, ``-``/``_`` and a ``name`` suffix do not matter):
@@ -18,7 +22,7 @@ substitution can turn one command into two.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from router.triage import RunbookExcerpt
@@ -61,17 +65,28 @@ class Filled:
     filled: dict[str, str] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
 
-    @property
-    def note(self) -> str:
-        """One line for the message: ``Filled from the alert: namespace=shop, pod=api-1``."""
+    def note(self, found: Iterable[str] = ()) -> str:
+        """One line for the message, ``found`` naming the values the diagnostics found:
+        ``Filled from the alert: namespace=shop; found by diagnostics: deployment=api``."""
+        found = set(found)
+        given = _listed({k: v for k, v in self.filled.items() if k not in found})
+        learned = _listed({k: v for k, v in self.filled.items() if k in found})
         parts = []
-        if self.filled:
+        if given:
+            parts.append(f"Filled from the alert: {given}")
+        if learned:
             parts.append(
-                "Filled from the alert: " + ", ".join(f"{k}={v}" for k, v in self.filled.items())
+                f"found by diagnostics: {learned}"
+                if given
+                else f"Filled from what diagnostics found: {learned}"
             )
         if self.refused:
             parts.append("not filled (not a plain value): " + ", ".join(self.refused))
         return "; ".join(parts)
+
+
+def _listed(values: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
 
 
 def canonical(name: str) -> str | None:
@@ -135,7 +150,12 @@ def fill(markdown: str, values: Mapping[str, str]) -> Filled:
     return Filled("".join(lines), filled, refused)
 
 
-def ready_to_paste(excerpt: RunbookExcerpt, labels: Mapping[str, str]) -> RunbookExcerpt:
-    """The excerpt with its commands filled from ``labels``, and the note saying what was."""
-    result = fill(excerpt.markdown, values_from_labels(labels))
-    return excerpt.model_copy(update={"markdown": result.markdown, "filled": result.note})
+def ready_to_paste(
+    excerpt: RunbookExcerpt, labels: Mapping[str, str], found: Mapping[str, str] | None = None
+) -> RunbookExcerpt:
+    """The excerpt with its commands filled from ``labels``, then from the names the
+    diagnostics ``found`` for what the labels do not say, and the note saying what was."""
+    given = values_from_labels(labels)
+    learned = {k: v for k, v in (found or {}).items() if k in SOURCES and k not in given}
+    result = fill(excerpt.markdown, given | learned)
+    return excerpt.model_copy(update={"markdown": result.markdown, "filled": result.note(learned)})
