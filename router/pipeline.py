@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from router.alerts import Alert
-from router.library.placeholders import ready_to_paste
+from router.placeholders import ready_to_paste
 from router.triage import (
     AlertHistory,
     Classification,

@@ -38,7 +38,7 @@ class Choice:
 
 class LibraryFinder:
     """Finds the runbook section for an alert, most specific evidence first, and returns
-    its excerpt as written (the pipeline fills its commands after diagnosing: :mod:`.placeholders`).
+    its excerpt as written (the pipeline fills its commands after diagnosing: :mod:`router.placeholders`).
 
     1. ``classification.runbook_ref`` when it resolves in the library (a link to a
        whole file narrows to that file's best-ranked topic);

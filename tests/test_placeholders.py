@@ -9,8 +9,8 @@ import pytest
 
 from router.alerts import Alert
 from router.library import LibraryFinder, RunbookLibrary
-from router.library.placeholders import fill, values_from_labels
 from router.pipeline import Pipeline
+from router.placeholders import fill, values_from_labels
 from router.triage import Classification, Diagnosis, TriageResult
 from tests import factories
 
