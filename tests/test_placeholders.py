@@ -14,7 +14,7 @@ from router.placeholders import fill, values_from_labels
 from router.triage import Classification, Diagnosis, TriageResult
 from tests import factories
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 VALUES = {"namespace": "shop", "pod": "api-7d9c5-x2", "deployment": "api", "datname": "orders"}
 
 
