@@ -55,6 +55,8 @@ _PLACEHOLDER = re.compile(
 )
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _INLINE = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+# Private-use characters around a number: where a value was filled, in ``Filled.template``.
+_MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ class Filled:
     markdown: str
     filled: dict[str, str] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
+    # ``markdown`` with a marker where each value went, and marker -> value: the same
+    # template for every alert with the same placeholders filled, so a sink can convert
+    # it once ("" when the markdown itself holds a marker character).
+    template: str = ""
+    marks: dict[str, str] = field(default_factory=dict)
 
     def note(self, found: Iterable[str] = ()) -> str:
         """One line for the message, ``found`` naming the values the diagnostics found:
@@ -118,6 +125,7 @@ def fill(markdown: str, values: Mapping[str, str]) -> Filled:
     """Fill the recognised placeholders in the code of ``markdown`` with ``values``."""
     filled: dict[str, str] = {}
     refused: list[str] = []
+    marks: dict[str, str] = {}  # value -> its marker
 
     def substitute(match: re.Match[str]) -> str:
         written = next(g for g in match.groupdict().values() if g is not None)
@@ -130,7 +138,8 @@ def fill(markdown: str, values: Mapping[str, str]) -> Filled:
                 refused.append(name)
             return match.group(0)
         filled.setdefault(name, value)
-        return f"{match['var']}={value}" if match["var"] else value
+        mark = marks.setdefault(value, f"{_MARK_OPEN}{len(marks)}{_MARK_CLOSE}")
+        return f"{match['var']}={mark}" if match["var"] else mark
 
     def in_code(text: str) -> str:
         return _PLACEHOLDER.sub(substitute, text)
@@ -147,7 +156,18 @@ def fill(markdown: str, values: Mapping[str, str]) -> Filled:
             lines.append(line)
         else:
             lines.append(_INLINE.sub(lambda m: m[1] + in_code(m[2]) + m[1], line))
-    return Filled("".join(lines), filled, refused)
+    template = "".join(lines)
+    values_of = {mark: value for value, mark in marks.items()}
+    if _MARK_OPEN in markdown:  # a marker would be ambiguous: no template
+        return Filled(unmark(template, values_of), filled, refused)
+    return Filled(unmark(template, values_of), filled, refused, template, values_of)
+
+
+def unmark(text: str, marks: Mapping[str, str]) -> str:
+    """``text`` with each marker replaced by its value."""
+    for mark, value in marks.items():
+        text = text.replace(mark, value)
+    return text
 
 
 def ready_to_paste(
@@ -158,4 +178,5 @@ def ready_to_paste(
     given = values_from_labels(labels)
     learned = {k: v for k, v in (found or {}).items() if k in SOURCES and k not in given}
     result = fill(excerpt.markdown, given | learned)
-    return excerpt.model_copy(update={"markdown": result.markdown, "filled": result.note(learned)})
+    update = {"markdown": result.markdown, "filled": result.note(learned)}
+    return excerpt.model_copy(update=update | {"template": result.template, "marks": result.marks})

@@ -60,6 +60,10 @@ class RunbookExcerpt(BaseModel):
     related: list[RunbookLink] = Field(default_factory=list)
     why: str = ""
     filled: str = ""  # which placeholders of its commands were filled from the alert
+    # Not stored: ``markdown`` with a marker where each filled value went, and marker ->
+    # value (``router.placeholders``), so a sink converts a section once, not per alert.
+    template: str = Field(default="", exclude=True)
+    marks: dict[str, str] = Field(default_factory=dict, exclude=True)
 
 
 class Evidence(BaseModel):

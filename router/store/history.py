@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, desc, select
+from sqlalchemy import Connection, Select, desc, select
 
 from router.alerts import Alert
 from router.store.database import Database
@@ -59,14 +59,18 @@ class History:
         self.days = days
 
     async def of(self, alert: Alert) -> AlertHistory | None:
-        """Earlier firings of this alert within ``days``, or None when there are none."""
+        """Earlier firings of this alert within ``days``, or None when there are none
+        (its queries run together, in one hand-off to the database)."""
         since = self.clock() - self.days * 86400
-        states = await self._states(alert_events.c.fingerprint == alert.fingerprint, since)
+        return await self.db.run_read(lambda conn: self._read(conn, alert, since))
+
+    def _read(self, conn: Connection, alert: Alert, since: float) -> AlertHistory | None:
+        states = _states(conn, alert_events.c.fingerprint == alert.fingerprint, since)
         episodes = _episodes(states, alert)
         scope = ""
         if not episodes and (scope := _scope(alert)):
             namesakes = alert_events.c.fingerprint.in_(_namesakes(alert))
-            states = await self._states(namesakes, since)
+            states = _states(conn, namesakes, since)
             episodes = _episodes([s for s in states if _same_scope(s, alert)], alert)
         if not episodes:
             return None
@@ -75,36 +79,36 @@ class History:
             days=self.days,
             earlier=len(episodes),
             minutes_to_resolve=durations,
-            last_verdict=await self._verdict(episodes[0]),
+            last_verdict=_verdict(conn, episodes[0]),
             scope=f"{alert.alertname} in {scope}" if scope else "",
         )
 
-    async def _states(self, condition: object, since: float) -> list[_State]:
-        """The newest ``MAX_ROWS`` states matching ``condition``, without their triage results
-        (the one verdict shown is read on its own: results are most of a row's size)."""
-        query = (
-            select(alert_events.c.id, alert_events.c.fingerprint, alert_events.c.alert_json)
-            .where(condition, alert_events.c.received_at >= since)
-            .order_by(desc(alert_events.c.id))
-            .limit(MAX_ROWS)
-        )
-        async with self.db.read() as conn:
-            return [_State.of(row) for row in await conn.execute(query)]
 
-    async def _verdict(self, episode: list[_State]) -> str | None:
-        """The top verdict of the newest triaged firing state of ``episode``."""
-        firing = [s.id for s in episode if s.status == "firing"]
-        if not firing:
-            return None
-        query = (
-            select(alert_events.c.result_json)
-            .where(alert_events.c.id.in_(firing), alert_events.c.result_json.is_not(None))
-            .order_by(desc(alert_events.c.id))
-            .limit(1)
-        )
-        async with self.db.read() as conn:
-            result = (await conn.execute(query)).scalar()
-        return _top_verdict(result) if result else None
+def _states(conn: Connection, condition: object, since: float) -> list[_State]:
+    """The newest ``MAX_ROWS`` states matching ``condition``, without their triage results
+    (the one verdict shown is read on its own: results are most of a row's size)."""
+    query = (
+        select(alert_events.c.id, alert_events.c.fingerprint, alert_events.c.alert_json)
+        .where(condition, alert_events.c.received_at >= since)
+        .order_by(desc(alert_events.c.id))
+        .limit(MAX_ROWS)
+    )
+    return [_State.of(row) for row in conn.execute(query)]
+
+
+def _verdict(conn: Connection, episode: list[_State]) -> str | None:
+    """The top verdict of the newest triaged firing state of ``episode``."""
+    firing = [s.id for s in episode if s.status == "firing"]
+    if not firing:
+        return None
+    query = (
+        select(alert_events.c.result_json)
+        .where(alert_events.c.id.in_(firing), alert_events.c.result_json.is_not(None))
+        .order_by(desc(alert_events.c.id))
+        .limit(1)
+    )
+    result = conn.execute(query).scalar()
+    return _top_verdict(result) if result else None
 
 
 def _namesakes(alert: Alert) -> Select:
