@@ -77,7 +77,12 @@ class SlackMessages:
     def __init__(self, templates: Path, *, per_group: bool = False) -> None:
         self.per_group = per_group
         loaders = [FileSystemLoader(str(templates)), FileSystemLoader(str(BUILTIN_TEMPLATES))]
-        options: JSON = {"loader": ChoiceLoader(loaders), "undefined": StrictUndefined}
+        # Templates are read once: no file-time check on every message (a restart reloads).
+        options: JSON = {
+            "loader": ChoiceLoader(loaders),
+            "undefined": StrictUndefined,
+            "auto_reload": False,
+        }
         self._plain = Environment(**options)
         self._mrkdwn = Environment(**options, finalize=_escaped)
         for env in (self._plain, self._mrkdwn):
