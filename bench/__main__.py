@@ -26,6 +26,8 @@ if __name__ == "__main__":
     run("bench/ingest.py", *args)
     run("bench/end_to_end.py", *quick)
     run("bench/storm.py", *quick)
+    run("bench/triage_cpu.py", *(["--alerts", "200"] if quick else []))
+    run("bench/worker_cpu.py", *(["--alerts", "200"] if quick else []))
     run("bench/cost_growth.py", *quick)
     run("bench/label_flood.py", *quick)
     if (CORPUS.parent / "score_runbooks.py").exists():

@@ -67,14 +67,17 @@ class LeasedLoop(Generic[Item, Outcome]):
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     clock: Callable[[], float] = time.monotonic
     running: dict[asyncio.Task[Outcome], Item] = field(default_factory=dict, init=False)
+    backlog: bool = field(default=False, init=False)  # the last claim filled every free slot
 
     async def __call__(self) -> None:
         renewed = self.clock()
         try:
             while self.running or not self.stopping.is_set():
                 room = self.options.slots - len(self.running)
-                if room > 0 and not self.stopping.is_set():
-                    for item in await self._claim(room):
+                if room >= self._batch() and not self.stopping.is_set():
+                    claimed = await self._claim(room)
+                    self.backlog = len(claimed) == room
+                    for item in claimed:
                         self.running[asyncio.create_task(self.work.run(item))] = item
                 if not self.running:
                     await self._idle(self.options.poll_seconds)
@@ -87,6 +90,12 @@ class LeasedLoop(Generic[Item, Outcome]):
         except asyncio.CancelledError:
             await asyncio.shield(self._give_back())
             raise
+
+    def _batch(self) -> int:
+        """How many slots must be free to claim: one when the backlog is drained (a new item
+        starts at once), a quarter of them while there is one (a claim's cost grows with the
+        backlog, so it is paid once per several finished items, not once per item)."""
+        return max(1, self.options.slots // 4) if self.backlog else 1
 
     def wake(self) -> None:
         self.wakeup.set()

@@ -15,10 +15,12 @@ from typing import Any, Protocol
 
 from router.alerts import Alert
 from router.delivery import SETTLES, Delivery
+from router.placeholders import ready_to_paste
 from router.retriage_request import RetriageRequest
 from router.triage import (
     AlertHistory,
     Classification,
+    Diagnosis,
     Finding,
     RunbookExcerpt,
     RunbookLink,
@@ -71,7 +73,7 @@ class HistorySource(Protocol):
 
 
 class Diagnoser(Protocol):
-    async def diagnose(self, result: TriageResult, deadline: float) -> list[Finding]:
+    async def diagnose(self, result: TriageResult, deadline: float) -> Diagnosis:
         """Findings for this alert; must return by ``deadline`` (a ``time.monotonic()`` value)."""
 
 
@@ -122,22 +124,24 @@ class Pipeline:
         return result.model_copy(update={"classification": classification, "runbook": runbook})
 
     async def diagnose(self, result: TriageResult) -> TriageResult:
-        """Run the diagnostics for a prepared result, under one deadline."""
+        """Run the diagnostics for a prepared result, under one deadline, then fill the
+        runbook's commands from the alert's labels and the names the diagnostics found."""
         deadline = time.monotonic() + self.deadline_seconds
         history = await self._history(result.alert)
         try:
-            findings = await asyncio.wait_for(
+            diagnosis = await asyncio.wait_for(
                 self.diagnoser.diagnose(result, deadline), timeout=self.deadline_seconds + 1
             )
         except TimeoutError:
-            findings = [
-                Finding(
-                    title=f"Diagnostics did not finish within {self.deadline_seconds:g} s",
-                    source="router",
-                    severity="warning",
-                )
-            ]
-        return result.model_copy(update={"findings": findings, "history": history})
+            late = f"Diagnostics did not finish within {self.deadline_seconds:g} s"
+            diagnosis = Diagnosis(
+                findings=[Finding(title=late, source="router", severity="warning")]
+            )
+        runbook = result.runbook and ready_to_paste(
+            result.runbook, result.alert.labels, diagnosis.names
+        )
+        update = {"findings": diagnosis.findings, "history": history, "runbook": runbook}
+        return result.model_copy(update=update)
 
     async def _history(self, alert: Alert) -> AlertHistory | None:
         """The alert's history; a store that cannot answer only leaves it out."""

@@ -60,6 +60,10 @@ class RunbookExcerpt(BaseModel):
     related: list[RunbookLink] = Field(default_factory=list)
     why: str = ""
     filled: str = ""  # which placeholders of its commands were filled from the alert
+    # Not stored: ``markdown`` with a marker where each filled value went, and marker ->
+    # value (``router.placeholders``), so a sink converts a section once, not per alert.
+    template: str = Field(default="", exclude=True)
+    marks: dict[str, str] = Field(default_factory=dict, exclude=True)
 
 
 class Evidence(BaseModel):
@@ -103,6 +107,14 @@ class Finding(BaseModel):
     severity: Severity = "info"
     evidence: list[Evidence] = Field(default_factory=list)
     verdict: Verdict | None = None
+
+
+class Diagnosis(BaseModel):
+    """What the diagnostics found: findings, and the names of the alert's objects they
+    learned on the way (``{"deployment": "api"}`` for a pod's alert), for its commands."""
+
+    findings: list[Finding] = Field(default_factory=list)
+    names: dict[str, str] = Field(default_factory=dict)
 
 
 class AlertHistory(BaseModel):

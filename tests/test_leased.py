@@ -78,3 +78,30 @@ async def test_slots_records_renewals_and_give_back() -> None:
     await asyncio.gather(task, return_exceptions=True)
     assert work.released == ["c"]
     assert loop.running == {}
+
+
+async def test_with_a_backlog_it_claims_once_a_quarter_of_the_slots_is_free() -> None:
+    items = [f"i{n}" for n in range(12)]
+    work = Gated(items)
+    loop = LeasedLoop(work, "me", LoopOptions(slots=8, poll_seconds=0.02), asyncio.Event())
+    task = asyncio.create_task(loop())
+    await until(lambda: len(loop.running) == 8)
+    assert work.claims == [8]  # all eight slots filled: there is a backlog
+
+    work.gates["i0"].set()
+    await until(lambda: len(loop.running) == 7)
+    await asyncio.sleep(0.1)
+    assert work.claims == [8]  # one free slot of eight waits for a second
+    work.gates["i1"].set()
+    await until(lambda: work.claims == [8, 2] and len(loop.running) == 8)
+
+    for item in items[2:8]:
+        work.gates[item].set()
+    await until(lambda: work.waiting == [] and len(loop.running) == 4)
+    assert work.claims[-1] > 2  # asked for more than was left: the backlog is drained
+    work.waiting.append("late")
+    work.gates["late"] = asyncio.Event()
+    work.gates["i8"].set()
+    await until(lambda: "late" in loop.running.values())  # drained: one free slot claims
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

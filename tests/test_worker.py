@@ -18,7 +18,7 @@ from router.metrics import Metrics
 from router.pipeline import Pipeline
 from router.service import build_pipeline, load_components
 from router.store import Store
-from router.triage import Finding, TriageResult
+from router.triage import Diagnosis, TriageResult
 from router.worker import WorkerOptions, Workers
 from tests import factories
 from tests.harness.waiting import eventually
@@ -197,10 +197,10 @@ class BlockingDiagnoser:
     def __init__(self) -> None:
         self.started = asyncio.Event()
 
-    async def diagnose(self, result: TriageResult, deadline: float) -> list[Finding]:
+    async def diagnose(self, result: TriageResult, deadline: float) -> Diagnosis:
         self.started.set()
         await asyncio.sleep(3600)
-        return []
+        return Diagnosis()
 
 
 class SlowFor:
@@ -209,10 +209,10 @@ class SlowFor:
     def __init__(self, name: str) -> None:
         self.name, self.release = name, asyncio.Event()
 
-    async def diagnose(self, result: TriageResult, deadline: float) -> list[Finding]:
+    async def diagnose(self, result: TriageResult, deadline: float) -> Diagnosis:
         if result.alert.alertname == self.name:
             await self.release.wait()
-        return []
+        return Diagnosis()
 
 
 async def test_a_hanging_triage_does_not_hold_back_the_alerts_after_it(store: Store) -> None:

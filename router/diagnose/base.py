@@ -55,10 +55,12 @@ class AlertContext:
 
 @dataclass
 class CheckOutcome:
-    """Findings for people, facts for the verdict rules."""
+    """Findings for people, facts for the verdict rules, and the names of the alert's objects
+    the check found out (``{"deployment": "api"}``), which fill the runbook's commands."""
 
     findings: list[Finding] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
 
 
 class ProviderError(Exception):

@@ -25,7 +25,7 @@ from router.diagnose.playbooks import KNOWN_KINDS, Playbook, PlaybookSet, load_p
 from router.diagnose.verdicts import SEVERITY_ORDER, RunbookPointers, evaluate_verdicts
 from router.library import RunbookLibrary
 from router.redact import Redactor, secret_values
-from router.triage import Evidence, Finding, TriageResult
+from router.triage import Diagnosis, Evidence, Finding, TriageResult
 
 log = logging.getLogger("router.diagnose")
 
@@ -52,11 +52,12 @@ class Diagnostics:
         self.clock = clock  # the same clock as ``deadline`` (time.monotonic)
         self.wall_clock = wall_clock
 
-    async def diagnose(self, result: TriageResult, deadline: float) -> list[Finding]:
-        """Findings for one alert: verdicts first (the cause first), then the evidence."""
+    async def diagnose(self, result: TriageResult, deadline: float) -> Diagnosis:
+        """Findings for one alert (verdicts first, the cause first, then the evidence) and
+        the names its checks found, the first check's where two found one."""
         playbook = self._playbook(result)
         if playbook is None:
-            return []
+            return Diagnosis()
         now = self.wall_clock()
         variables = template_variables(playbook, result, now)
         planned = plan(playbook, variables, self.providers)
@@ -69,7 +70,8 @@ class Diagnostics:
         verdicts = evaluate_verdicts(playbook.verdicts, {**variables, **facts}, pointers)
         evidence = _merge_alike([f for outcome in outcomes for f in outcome.findings])
         findings = [*verdicts, *_ordered([*evidence, *planned.notes()])]
-        return [self._redacted(f) for f in findings]
+        names = {k: v for outcome in reversed(outcomes) for k, v in outcome.names.items() if v}
+        return Diagnosis(findings=[self._redacted(f) for f in findings], names=names)
 
     def _playbook(self, result: TriageResult) -> Playbook | None:
         wanted = result.classification.playbook or result.classification.category

@@ -3,7 +3,8 @@
 Check kind ``probe``: the ``url`` param (one URL or a list), or every configured probe
 whose matchers match the alert's labels, its URL a template over ``labels`` and
 ``annotations`` rendered in Jinja's immutable sandbox with strict undefined values
-(a probe whose template needs a label the alert lacks is skipped, not guessed).
+(a probe whose template needs a label the alert lacks is skipped, not guessed), each
+value placed so that it cannot change which host is probed (:mod:`.probe_urls`).
 
 Facts: ``probes`` ([{url, status, ok, latency_ms, error}]), ``failing``, ``all_ok``, and
 ``skipped`` ([{url, error}] for templates that could not be rendered). Only GET; a
@@ -25,6 +26,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from router.classify.matchers import Matcher, matches_all, parse_matchers
 from router.config import HttpProbeSettings
+from router.diagnose import probe_urls
 from router.diagnose.base import (
     AlertContext,
     Check,
@@ -50,7 +52,9 @@ class HttpProbeProvider:
     def __init__(self, settings: HttpProbeSettings, secrets: Iterable[str] = ()) -> None:
         self.settings = settings
         self.redact = Redactor(secrets)
-        self._env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+        self._env = ImmutableSandboxedEnvironment(
+            undefined=StrictUndefined, autoescape=False, finalize=probe_urls.mark
+        )
         self.probes: list[tuple[list[Matcher], str, Template]] = [
             (_matchers(probe.matchers), probe.url, self._compile(probe.url))
             for probe in settings.probes
@@ -105,7 +109,7 @@ class HttpProbeProvider:
             if not matches_all(matchers, context.labels):
                 continue
             try:
-                urls.append(template.render(variables).strip())
+                urls.append(probe_urls.render(template, variables))
             except Exception as exc:  # UndefinedError, SecurityError, a filter's TypeError…
                 error = f"URL template: {type(exc).__name__}: {exc}"
                 skipped.append({"url": self.redact(source), "error": self.redact(error)})

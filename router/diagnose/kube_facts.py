@@ -67,6 +67,25 @@ def pod_facts(pods: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def workload_names(facts: dict[str, Any]) -> dict[str, str]:
+    """The names the pods check learned: the Deployment, and the pod (with its node and
+    container) when one pod is the one in trouble, or the only one; nothing it must guess."""
+    names = {"deployment": facts["deployment"]} if facts.get("deployment") else {}
+    pods = facts["pods"]
+    troubled = {entry.split("/", 1)[0] for entry in facts["restarting"]} | set(facts["not_ready"])
+    chosen = [p for p in pods if p["name"] in troubled] if troubled else pods
+    if len(chosen) != 1:
+        return names
+    pod = chosen[0]
+    names["pod"] = pod["name"]
+    if pod["node"]:
+        names["node"] = pod["node"]
+    containers = [c for c in pod["containers"] if c["restart_count"]] or pod["containers"]
+    if len(containers) == 1:
+        names["container"] = containers[0]["name"]
+    return names
+
+
 def _pod_summary(pod: dict[str, Any]) -> dict[str, Any]:
     spec, status = pod.get("spec", {}), pod.get("status", {})
     resources = {c["name"]: c.get("resources", {}) for c in spec.get("containers", [])}

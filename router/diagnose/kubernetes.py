@@ -142,7 +142,7 @@ class KubernetesProvider:
         pods = await self._workload_pods(params, namespace)
         facts = facts_of.pod_facts(pods)
         facts["deployment"] = await self._deployment_name(params, namespace)
-        return CheckOutcome(_pod_findings(facts), facts)
+        return CheckOutcome(_pod_findings(facts), facts, facts_of.workload_names(facts))
 
     async def _events(
         self, params: dict[str, Any], namespace: str, context: AlertContext
@@ -252,7 +252,7 @@ class KubernetesProvider:
         ]
         window = float(params.get("window_minutes") or 30)
         facts = facts_of.rollout_facts(deployment, owned, context.alert.startsAt, window)
-        return CheckOutcome([_rollout_finding(facts)], facts)
+        return CheckOutcome([_rollout_finding(facts)], facts, {"deployment": name})
 
     async def _hpa(
         self, params: dict[str, Any], namespace: str, context: AlertContext

@@ -8,7 +8,6 @@ from router.alerts import Alert
 from router.library.library import RunbookLibrary
 from router.library.links import is_external
 from router.library.model import Section
-from router.library.placeholders import ready_to_paste
 from router.library.query import AlertQuery, alert_query
 from router.library.ranking import Candidate
 from router.library.terms import terms
@@ -39,7 +38,7 @@ class Choice:
 
 class LibraryFinder:
     """Finds the runbook section for an alert, most specific evidence first, and returns
-    its excerpt with the commands filled from the alert's labels (:mod:`.placeholders`).
+    its excerpt as written (the pipeline fills its commands after diagnosing: :mod:`router.placeholders`).
 
     1. ``classification.runbook_ref`` when it resolves in the library (a link to a
        whole file narrows to that file's best-ranked topic);
@@ -55,9 +54,7 @@ class LibraryFinder:
     def find(self, alert: Alert, classification: Classification) -> RunbookExcerpt | None:
         choice = self.choose(alert, classification)
         if choice is not None:
-            return ready_to_paste(
-                self.library.excerpt(choice.section, why=choice.why), alert.labels
-            )
+            return self.library.excerpt(choice.section, why=choice.why)
         ref = classification.runbook_ref
         if ref and is_external(ref):
             title = f"Runbook for {alert.alertname}" if alert.alertname else "Runbook"

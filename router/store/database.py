@@ -159,11 +159,11 @@ class Database:
         in_memory = parsed.database in (None, "", ":memory:")
         self._checkpoints = Checkpoints(self.engine) if self._gate and not in_memory else None
         self._writer: tuple[Engine, ThreadPoolExecutor] | None = None
+        self._reader: tuple[Engine, ThreadPoolExecutor] | None = None
         if self._gate and not in_memory:
             sync_url = parsed.set(drivername="sqlite+pysqlite").render_as_string(False)
-            writer = create_engine(sync_url, connect_args={"timeout": connect_timeout})
-            event.listen(writer, "connect", _sqlite_pragmas)
-            self._writer = (writer, ThreadPoolExecutor(1, thread_name_prefix="router-sqlite"))
+            self._writer = _sync(sync_url, connect_timeout, "router-sqlite")
+            self._reader = _sync(sync_url, connect_timeout, "router-sqlite-read")
 
     @property
     def is_postgres(self) -> bool:
@@ -212,6 +212,25 @@ class Database:
             self._checkpoints.written()
         return result
 
+    async def run_read(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` (synchronous SQLAlchemy Core, reads only) in one hand-off.
+
+        On SQLite it runs on the store's reader thread with the standard ``sqlite3``
+        driver (a read of several queries crosses to aiosqlite's thread once per
+        statement, fetch and connection otherwise); on PostgreSQL on an async
+        connection (``run_sync``).
+        """
+        if self._reader is None:
+            async with self.read() as conn:
+                return await conn.run_sync(work)
+        engine, thread = self._reader
+        async with self._guard():
+            try:
+                running = asyncio.get_running_loop().run_in_executor(thread, _in_read, engine, work)
+            except RuntimeError:  # the reader thread is shut down: the store was closed
+                raise StoreUnavailable("the state store is closed") from None
+            return await running
+
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self._guard(), self.engine.connect() as conn:
@@ -231,8 +250,7 @@ class Database:
     async def close(self) -> None:
         if self._checkpoints is not None:
             await self._checkpoints.close()
-        if self._writer is not None:
-            engine, thread = self._writer
+        for engine, thread in filter(None, (self._writer, self._reader)):
             await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)
             thread.shutdown()
         await self.engine.dispose()
@@ -243,6 +261,18 @@ class Database:
 _BEGIN_WRITE = "BEGIN IMMEDIATE"
 _LOCK_RETRY_SECONDS = 0.0005
 _LOCK_PATIENCE_SECONDS = 5.0  # then SQLite's own busy handler, then StoreUnavailable
+
+
+def _sync(url: str, connect_timeout: float, thread: str) -> tuple[Engine, ThreadPoolExecutor]:
+    """A synchronous SQLite engine and the one thread that uses it."""
+    engine = create_engine(url, connect_args={"timeout": connect_timeout})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine, ThreadPoolExecutor(1, thread_name_prefix=thread)
+
+
+def _in_read(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.connect() as conn:
+        return work(conn)
 
 
 def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:

@@ -12,8 +12,9 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import desc, select
+from sqlalchemy import Connection, Select, desc, select
 
 from router.alerts import Alert
 from router.store.database import Database
@@ -28,11 +29,27 @@ SCOPE_LABELS = ("namespace", "service")
 
 
 @dataclass(frozen=True)
-class _Episode:
-    """One firing: its rows' alert states and the newest triage result among them."""
+class _State:
+    """One stored state of an earlier firing: only what the history needs of it."""
 
-    minutes: float | None
-    verdict: str | None
+    id: int
+    fingerprint: str
+    status: str
+    starts_at: str
+    ends_at: str | None
+    labels: dict[str, str]
+
+    @classmethod
+    def of(cls, row: object) -> _State:
+        alert = json.loads(row.alert_json)  # type: ignore[attr-defined]
+        return cls(
+            row.id,  # type: ignore[attr-defined]
+            row.fingerprint,  # type: ignore[attr-defined]
+            alert.get("status", ""),
+            alert.get("startsAt", ""),
+            alert.get("endsAt"),
+            alert.get("labels") or {},
+        )
 
 
 class History:
@@ -42,71 +59,100 @@ class History:
         self.days = days
 
     async def of(self, alert: Alert) -> AlertHistory | None:
-        """Earlier firings of this alert within ``days``, or None when there are none."""
+        """Earlier firings of this alert within ``days``, or None when there are none
+        (its queries run together, in one hand-off to the database)."""
         since = self.clock() - self.days * 86400
-        rows = await self._rows(alert_events.c.fingerprint == alert.fingerprint, since)
-        episodes = _episodes(rows, alert)
+        return await self.db.run_read(lambda conn: self._read(conn, alert, since))
+
+    def _read(self, conn: Connection, alert: Alert, since: float) -> AlertHistory | None:
+        states = _states(conn, alert_events.c.fingerprint == alert.fingerprint, since)
+        episodes = _episodes(states, alert)
         scope = ""
         if not episodes and (scope := _scope(alert)):
-            namesakes = await self._namesakes(alert)
-            rows = await self._rows(alert_events.c.fingerprint.in_(namesakes), since)
-            episodes = _episodes((r for r in rows if _same_scope(r, alert)), alert)
+            namesakes = alert_events.c.fingerprint.in_(_namesakes(alert))
+            states = _states(conn, namesakes, since)
+            episodes = _episodes([s for s in states if _same_scope(s, alert)], alert)
         if not episodes:
             return None
-        durations = [e.minutes for e in episodes if e.minutes is not None]
+        durations = [m for e in episodes if (m := _minutes(e)) is not None]
         return AlertHistory(
             days=self.days,
             earlier=len(episodes),
             minutes_to_resolve=durations,
-            last_verdict=episodes[0].verdict,
+            last_verdict=_verdict(conn, episodes[0]),
             scope=f"{alert.alertname} in {scope}" if scope else "",
         )
 
-    async def _rows(self, condition: object, since: float) -> list:
-        query = (
-            select(
-                alert_events.c.fingerprint, alert_events.c.alert_json, alert_events.c.result_json
-            )
-            .where(condition, alert_events.c.received_at >= since)
-            .order_by(desc(alert_events.c.id))
-            .limit(MAX_ROWS)
-        )
-        async with self.db.read() as conn:
-            return list((await conn.execute(query)).all())
 
-    async def _namesakes(self, alert: Alert) -> list[str]:
-        query = (
-            select(alerts.c.fingerprint)
-            .where(alerts.c.alertname == alert.alertname, alerts.c.fingerprint != alert.fingerprint)
-            .order_by(desc(alerts.c.updated_at))
-            .limit(MAX_NAMESAKES)
-        )
-        async with self.db.read() as conn:
-            return list((await conn.execute(query)).scalars())
-
-
-def _episodes(rows: Iterable, current: Alert) -> list[_Episode]:
-    """Earlier firings, newest first: rows grouped by fingerprint and ``startsAt``."""
-    grouped: dict[tuple[str, str], list] = {}
-    for row in rows:  # newest first
-        alert = Alert.model_validate_json(row.alert_json)
-        key = (row.fingerprint, alert.startsAt.isoformat())
-        if key != (current.fingerprint, current.startsAt.isoformat()):
-            grouped.setdefault(key, []).append((alert, row.result_json))
-    return [_episode(states) for states in grouped.values()]
-
-
-def _episode(states: list) -> _Episode:
-    minutes = next(
-        (
-            (a.endsAt - a.startsAt).total_seconds() / 60
-            for a, _ in states
-            if a.status == "resolved" and a.endsAt is not None
-        ),
-        None,
+def _states(conn: Connection, condition: object, since: float) -> list[_State]:
+    """The newest ``MAX_ROWS`` states matching ``condition``, without their triage results
+    (the one verdict shown is read on its own: results are most of a row's size)."""
+    query = (
+        select(alert_events.c.id, alert_events.c.fingerprint, alert_events.c.alert_json)
+        .where(condition, alert_events.c.received_at >= since)
+        .order_by(desc(alert_events.c.id))
+        .limit(MAX_ROWS)
     )
-    firing = [result for a, result in states if a.status == "firing" and result]
-    return _Episode(minutes, _top_verdict(firing[0]) if firing else None)
+    return [_State.of(row) for row in conn.execute(query)]
+
+
+def _verdict(conn: Connection, episode: list[_State]) -> str | None:
+    """The top verdict of the newest triaged firing state of ``episode``."""
+    firing = [s.id for s in episode if s.status == "firing"]
+    if not firing:
+        return None
+    query = (
+        select(alert_events.c.result_json)
+        .where(alert_events.c.id.in_(firing), alert_events.c.result_json.is_not(None))
+        .order_by(desc(alert_events.c.id))
+        .limit(1)
+    )
+    result = conn.execute(query).scalar()
+    return _top_verdict(result) if result else None
+
+
+def _namesakes(alert: Alert) -> Select:
+    """The other fingerprints of the same alert name, most recently updated first."""
+    return (
+        select(alerts.c.fingerprint)
+        .where(alerts.c.alertname == alert.alertname, alerts.c.fingerprint != alert.fingerprint)
+        .order_by(desc(alerts.c.updated_at))
+        .limit(MAX_NAMESAKES)
+    )
+
+
+def _episodes(states: Iterable[_State], current: Alert) -> list[list[_State]]:
+    """Earlier firings, newest first: states grouped by fingerprint and ``startsAt``."""
+    grouped: dict[tuple[str, str], list[_State]] = {}
+    now = (current.fingerprint, current.startsAt.isoformat())
+    for state in states:  # newest first
+        key = (state.fingerprint, _instant(state.starts_at))
+        if key != now:
+            grouped.setdefault(key, []).append(state)
+    return list(grouped.values())
+
+
+def _minutes(episode: list[_State]) -> float | None:
+    """How long a firing took to resolve, when it did."""
+    for state in episode:
+        if state.status == "resolved" and state.ends_at:
+            started, ended = _parsed(state.starts_at), _parsed(state.ends_at)
+            if started is not None and ended is not None:
+                return (ended - started).total_seconds() / 60
+    return None
+
+
+def _parsed(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _instant(text: str) -> str:
+    """``startsAt`` as ``Alert`` writes it, so a stored state compares with the current one."""
+    parsed = _parsed(text)
+    return parsed.isoformat() if parsed is not None else text
 
 
 def _top_verdict(result_json: str) -> str | None:
@@ -126,6 +172,5 @@ def _scope(alert: Alert) -> str:
     return ", ".join(f"{k} {alert.labels[k]}" for k in SCOPE_LABELS if alert.labels.get(k))
 
 
-def _same_scope(row: object, alert: Alert) -> bool:
-    labels = json.loads(row.alert_json).get("labels", {})  # type: ignore[attr-defined]
-    return all(labels.get(k) == alert.labels.get(k) for k in SCOPE_LABELS)
+def _same_scope(state: _State, alert: Alert) -> bool:
+    return all(state.labels.get(k) == alert.labels.get(k) for k in SCOPE_LABELS)

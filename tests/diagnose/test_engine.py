@@ -87,7 +87,7 @@ async def diagnose(
     providers: dict[str, Any], result: TriageResult, seconds: float = 5.0, **kw: Any
 ) -> list[Finding]:
     engine = Diagnostics(providers, kw.pop("playbooks", PLAYBOOKS), LIBRARY, **kw)
-    return await engine.diagnose(result, time.monotonic() + seconds)
+    return (await engine.diagnose(result, time.monotonic() + seconds)).findings
 
 
 def playbook(tmp_path: Path, text: str) -> Any:
@@ -354,5 +354,5 @@ async def test_build_diagnostics_keeps_the_builtins_under_user_playbooks(tmp_pat
         "generic",
         "latency",
     ]
-    found = await engine.diagnose(triage_input("crashloop"), time.monotonic() + 2)
+    found = (await engine.diagnose(triage_input("crashloop"), time.monotonic() + 2)).findings
     assert verdicts(found)["ours"].title == "ours ***"  # the configured secret is redacted

@@ -182,3 +182,38 @@ async def test_the_sandbox_refuses_what_slips_past_the_load_check(service: Servi
         await provider.run(Check("h", "http", "probe", ""), context({}))
     await provider.close()
     assert service.requests == []
+
+
+@pytest.mark.parametrize(
+    ("service_label", "why"),
+    [
+        ("evil.example/x?", "not a host name"),
+        ("evil.example#", "not a host name"),
+        ("user@evil.example", "not a host name"),
+        ("-oops", "not a host name"),
+    ],
+)
+async def test_a_label_value_cannot_change_the_host_probed(
+    service: Service, service_label: str, why: str
+) -> None:
+    port = service.base.rsplit(":", 1)[1]
+    template = "http://{{ labels.service }}.127.0.0.1.nip.invalid:" + port + "/ok"
+    provider = HttpProbeProvider(HttpProbeSettings(probes=[HttpProbe(url=template)]))
+    with pytest.raises(ProviderError, match=why):
+        await provider.run(Check("h", "http", "probe", ""), context({"service": service_label}))
+    await provider.close()
+    assert service.requests == []
+
+
+async def test_values_in_the_path_and_query_are_encoded_and_an_address_may_be_the_host(
+    service: Service,
+) -> None:
+    host = service.base.removeprefix("http://")  # 127.0.0.1:port, as an instance label
+    template = "http://{{ labels.instance }}/ok/{{ labels.pod }}?ns={{ labels.namespace }}"
+    provider = HttpProbeProvider(HttpProbeSettings(probes=[HttpProbe(url=template)]))
+    labels = {"instance": host, "pod": "a/b?c=1#d", "namespace": "x&y=z"}
+    outcome = await provider.run(Check("h", "http", "probe", ""), context(labels))
+    await provider.close()
+    (probe,) = outcome.facts["probes"]
+    assert probe["url"] == f"http://{host}/ok/a/b%3Fc=1%23d?ns=x%26y%3Dz"
+    assert service.requests == [("GET", "/ok/a/b%3Fc=1%23d?ns=x%26y%3Dz")]

@@ -119,6 +119,25 @@ async def test_pods_of_a_deployment_by_its_selector(provider, kube) -> None:
     )
 
 
+async def test_pods_name_the_one_pod_in_trouble_for_the_runbook_commands(provider, kube) -> None:
+    outcome = await provider.run(check("pods", deployment="api"), context())
+    assert outcome.names == {
+        "deployment": "api",
+        "pod": "api-7abc-x1",  # x2 is ready and never restarted
+        "node": "node-1",
+        "container": "api",
+    }
+    by_pod = await provider.run(check("pods", pod="api-7abc-x2"), context())
+    assert by_pod.names["deployment"] == "api"  # pod → ReplicaSet → Deployment
+
+
+async def test_pods_name_no_pod_when_two_are_in_trouble(provider, kube) -> None:
+    fake, _ = kube
+    fake.add(k.pod("api-7abc-x3", NS, "api-7abc", "api", restarts=2, ready=False))
+    outcome = await provider.run(check("pods", deployment="api"), context())
+    assert outcome.names == {"deployment": "api"}  # which pod is a guess: not named
+
+
 async def test_events_of_the_workload(provider) -> None:
     outcome = await provider.run(check("events", deployment="api"), context())
     facts = outcome.facts

@@ -69,6 +69,10 @@ async def test_triage_runs_every_provider_and_gives_verdicts(
     verdicts = {f["verdict"]["rule"]: f["verdict"] for f in result["findings"] if f["verdict"]}
     assert verdicts["oom-killed"]["runbook"]["anchor"] == "oomkilled"
     assert verdicts["deploy-before-alert"]["runbook"]["path"] == "rollback.md"
+    runbook = result["runbook"]  # its commands filled from the labels and the pod's Deployment
+    assert runbook["filled"].endswith("; found by diagnostics: deployment=api")
+    assert "deployment/<deployment>" not in runbook["markdown"]
+    assert "deployment/api" in runbook["markdown"]
     sources = {f["source"] for f in result["findings"]}
     assert {"kubernetes", "prometheus"} <= sources
     assert all(method == "GET" for method, _, _ in fake.requests)

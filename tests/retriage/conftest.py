@@ -30,7 +30,7 @@ from router.metrics import Metrics
 from router.retriage import Retriager
 from router.service import build_pipeline, load_components
 from router.store import Store, open_store
-from router.triage import Finding, TriageResult
+from router.triage import Diagnosis, Finding, TriageResult
 from router.web import create_app
 from router.worker import WorkerOptions, Workers
 from tests import factories
@@ -56,7 +56,7 @@ class GatedDiagnoser:
         self.runs = 0
         self.error: Exception | None = None  # raised by the next runs when set
 
-    async def diagnose(self, result: TriageResult, deadline: float) -> list[Finding]:
+    async def diagnose(self, result: TriageResult, deadline: float) -> Diagnosis:
         self.runs += 1
         run = self.runs
         self.started.set()
@@ -64,7 +64,7 @@ class GatedDiagnoser:
         if self.error is not None:
             raise self.error
         title = f"run {run}: api-7d9c5-x2 restarted 7 times"
-        return [Finding(title=title, source="fake", severity="warning")]
+        return Diagnosis(findings=[Finding(title=title, source="fake", severity="warning")])
 
 
 def slack_signature(body: bytes, timestamp: int | str, secret: str = SIGNING_SECRET) -> str:

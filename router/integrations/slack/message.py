@@ -19,11 +19,11 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 from router.config import BUILTIN_TEMPLATES
 from router.integrations.slack import blocks as kit
 from router.integrations.slack.graph import guess_unit
-from router.integrations.slack.mrkdwn import Block, Mrkdwn, blocks, escape, fence
+from router.integrations.slack.mrkdwn import Block, Conversions, Mrkdwn, escape, fence
 from router.render.order import verdicts_first
 from router.render.silence import alert_silence_url
 from router.retriage_request import RetriageRequest
-from router.triage import Evidence, Finding, RunbookLink, TriageResult
+from router.triage import Evidence, Finding, RunbookExcerpt, RunbookLink, TriageResult
 
 JSON = dict[str, Any]
 
@@ -79,11 +79,17 @@ class SlackMessages:
     def __init__(self, templates: Path, *, per_group: bool = False) -> None:
         self.per_group = per_group
         loaders = [FileSystemLoader(str(templates)), FileSystemLoader(str(BUILTIN_TEMPLATES))]
-        options: JSON = {"loader": ChoiceLoader(loaders), "undefined": StrictUndefined}
+        # Templates are read once: no file-time check on every message (a restart reloads).
+        options: JSON = {
+            "loader": ChoiceLoader(loaders),
+            "undefined": StrictUndefined,
+            "auto_reload": False,
+        }
         self._plain = Environment(**options)
         self._mrkdwn = Environment(**options, finalize=_escaped)
         for env in (self._plain, self._mrkdwn):
             env.filters.update(hhmm=hhmm)
+        self._conversions = Conversions()
 
     def text(self, name: str, result: TriageResult | None = None, **extra: Any) -> str:
         variables: JSON = dict(extra)
@@ -116,14 +122,14 @@ class SlackMessages:
         return {"text": fallback, "attachments": [{"color": color(result), "blocks": blocks_}]}
 
     def runbook_is_long(self, result: TriageResult) -> bool:
-        return result.runbook is not None and len(_runbook_text(result)) > INLINE_RUNBOOK
+        return result.runbook is not None and len(self._runbook_text(result)) > INLINE_RUNBOOK
 
     def first_replies(self, result: TriageResult) -> list[JSON]:
         """The thread under a new message: the whole runbook section (when summarised), then findings."""
         replies: list[JSON] = []
         if result.runbook is not None and self.runbook_is_long(result):
             title = f"*Runbook: {escape(result.runbook.link.title or 'section')}*"
-            parts = [Block("heading", title), *blocks(result.runbook.markdown)]
+            parts = [Block("heading", title), *self._excerpt_blocks(result.runbook)]
             replies += _replies(parts, f"Runbook: {result.runbook.link.title}")
         details = _finding_details(result.findings)
         if details:
@@ -177,10 +183,10 @@ class SlackMessages:
         if not self.runbook_is_long(result):
             return [
                 kit.divider(),
-                *(kit.section(p) for p in kit.split(_runbook_blocks_all(result))),
+                *(kit.section(p) for p in kit.split(self._runbook_blocks_all(result))),
                 *why,
             ]
-        parts = blocks(excerpt.markdown)
+        parts = self._excerpt_blocks(excerpt)
         first = next((p.text for p in parts if p.kind == "paragraph"), "")
         subsections = "\n".join(f"• {_link(s)}" for s in excerpt.subsections)
         summary = [_title(excerpt.link), first, subsections, "_Full runbook in the thread._"]
@@ -189,6 +195,17 @@ class SlackMessages:
             *(kit.section(p) for p in kit.split([Block("paragraph", t) for t in summary if t])),
             *why,
         ]
+
+    def _runbook_text(self, result: TriageResult) -> str:
+        return "\n\n".join(p.text for p in self._runbook_blocks_all(result))
+
+    def _runbook_blocks_all(self, result: TriageResult) -> list[Block]:
+        assert result.runbook is not None
+        heading = Block("heading", _title(result.runbook.link))
+        return [heading, *self._excerpt_blocks(result.runbook)]
+
+    def _excerpt_blocks(self, excerpt: RunbookExcerpt) -> list[Block]:
+        return self._conversions.blocks(excerpt.markdown, excerpt.template, excerpt.marks)
 
 
 def _escaped(value: Any) -> str:
@@ -205,15 +222,6 @@ def ephemeral(message: JSON | str) -> JSON:
 def requester(request: RetriageRequest) -> Mrkdwn:
     """Whoever asked for a re-run, as Slack shows them: a mention, else their name."""
     return Mrkdwn(request.mention or escape(request.requested_by))
-
-
-def _runbook_text(result: TriageResult) -> str:
-    return "\n\n".join(p.text for p in _runbook_blocks_all(result))
-
-
-def _runbook_blocks_all(result: TriageResult) -> list[Block]:
-    assert result.runbook is not None
-    return [Block("heading", _title(result.runbook.link)), *blocks(result.runbook.markdown)]
 
 
 def _title(link: RunbookLink) -> str:

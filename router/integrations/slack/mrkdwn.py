@@ -8,15 +8,18 @@ and ``&``, ``<`` and ``>`` are escaped everywhere. The parser is the library's
 (``router.markdown``), so both read a runbook alike.
 
 :func:`blocks` returns the top-level blocks one by one, so a long document can be
-split between messages at block boundaries; :func:`to_mrkdwn` joins them.
+split between messages at block boundaries; :func:`to_mrkdwn` joins them;
+:class:`Conversions` remembers them per text.
 """
 
 from __future__ import annotations
 
-import functools
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
 
 from router.markdown import markdown_parser
@@ -54,15 +57,66 @@ def to_mrkdwn(markdown: str) -> str:
 
 def blocks(markdown: str) -> list[Block]:
     """The document's top-level blocks, each converted to mrkdwn."""
-    return list(_converted(markdown))
+    return list(_converted(_MD.parse(markdown)))
 
 
-@functools.lru_cache(maxsize=512)
-def _converted(markdown: str) -> tuple[Block, ...]:
-    """Runbook sections repeat from alert to alert: each is parsed once, not per message."""
-    root = SyntaxTreeNode(_MD.parse(markdown))
-    out = [_block(node) for node in root.children]
+def _converted(tokens: list[Token]) -> tuple[Block, ...]:
+    out = [_block(node) for node in SyntaxTreeNode(tokens).children]
     return tuple(b for b in out if b.text.strip())
+
+
+class Conversions:
+    """:func:`blocks`, remembered: runbook sections repeat from alert to alert.
+
+    A section whose commands were filled from one alert's labels is converted as its
+    *template* (a marker where each value went: the same text for every alert), and the
+    values are put in afterwards. That gives what converting the filled text gives when
+    every marker lands in code, whose content markdown takes as it is (and a filled value
+    is a plain token, which escaping leaves alone); otherwise the filled text is converted.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._done: OrderedDict[str, tuple[tuple[Block, ...], str]] = OrderedDict()
+
+    def blocks(
+        self, markdown: str, template: str = "", marks: Mapping[str, str] | None = None
+    ) -> list[Block]:
+        """The blocks of ``markdown``, which is ``template`` with its ``marks`` replaced."""
+        marks = marks or {}
+        if template:
+            converted, in_code = self._converted(template)
+            if all(template.count(mark) == in_code.count(mark) for mark in marks):
+                return [Block(b.kind, _unmarked(b.text, marks)) for b in converted]
+        return list(self._converted(markdown)[0])
+
+    def _converted(self, markdown: str) -> tuple[tuple[Block, ...], str]:
+        """The blocks, and the content of every code span and block (taken as written)."""
+        done = self._done.get(markdown)
+        if done is not None:
+            self._done.move_to_end(markdown)
+            return done
+        tokens = _MD.parse(markdown)
+        done = _converted(tokens), "\0".join(_code(tokens))
+        self._done[markdown] = done
+        if len(self._done) > self.size:
+            self._done.popitem(last=False)
+        return done
+
+
+def _code(tokens: list[Token]) -> list[str]:
+    out = []
+    for token in tokens:
+        if token.type in ("fence", "code_block", "code_inline"):
+            out.append(token.content)
+        out += _code(token.children or [])
+    return out
+
+
+def _unmarked(text: str, marks: Mapping[str, str]) -> str:
+    for mark, value in marks.items():
+        text = text.replace(mark, value)
+    return text
 
 
 def _block(node: SyntaxTreeNode) -> Block:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from router.integrations.slack.mrkdwn import blocks, escape, to_mrkdwn
+from pathlib import Path
+
+import pytest
+
+from router.integrations.slack.mrkdwn import Conversions, blocks, escape, to_mrkdwn
+from router.library import RunbookLibrary
+from router.placeholders import ready_to_paste
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_headings_become_bold_lines() -> None:
@@ -57,25 +65,37 @@ def test_soft_breaks_join_lines() -> None:
     assert to_mrkdwn("one\ntwo") == "one two"
 
 
-def test_an_admonition_is_a_quote_headed_by_its_kind():
-    text = to_mrkdwn(":::warning\nDo **not** delete `/data`.\n:::\n\nThen restart.")
-    assert text == "> *Warning*\n>\n> Do *not* delete `/data`.\n\nThen restart."
-    assert ":::" not in text
+# A section converted as its template, values put in afterwards, reads exactly as the
+# filled section converted on its own: the shipped runbooks and every test library.
+LIBRARIES = [ROOT / "runbooks", ROOT / "tests" / "library" / "styles", ROOT / "tests" / "library"]
+LABELS = [
+    {"namespace": "shop", "pod": "api-7d9f-x2", "service": "checkout", "instance": "10.0.0.1:9100"},
+    {"namespace": "a_b_", "pod": "1.", "job": "x_y.z", "node": "n@1/2", "datname": "db_main"},
+    {"namespace": "bad value", "pod": "--all"},  # refused: nothing is filled
+]
 
 
-def test_an_admonition_title_is_kept_and_escaped():
-    text = to_mrkdwn(":::info Before you <start>\n- check the pager\n:::")
-    assert text.splitlines() == [
-        "> *Info: Before you &lt;start&gt;*",
-        ">",
-        "> • check the pager",
-    ]
+@pytest.mark.parametrize("labels", LABELS)
+def test_a_section_converted_once_reads_as_the_filled_section(labels: dict[str, str]) -> None:
+    library = RunbookLibrary.load(LIBRARIES)
+    conversions = Conversions()
+    for _ in range(2):  # the second time from what the first remembered
+        for section in library.sections():
+            excerpt = ready_to_paste(library.excerpt(section), labels)
+            converted = conversions.blocks(excerpt.markdown, excerpt.template, excerpt.marks)
+            assert converted == blocks(excerpt.markdown), section.ref
 
 
-def test_the_library_and_slack_read_admonitions_alike():
-    from router.library.markdown import build_parser
+def test_a_marker_outside_code_converts_the_filled_text() -> None:
+    template, marks = "Run `x` on \ue0000\ue001_ now", {"\ue0000\ue001": "a_b"}
+    conversions = Conversions()
+    assert conversions.blocks("Run `x` on a_b_ now", template, marks) == blocks(
+        "Run `x` on a_b_ now"
+    )
 
-    source = ":::danger\nstop\n:::\n"
-    library = [t.type for t in build_parser().parse(source)]
-    assert "container_danger_open" in library
-    assert to_mrkdwn(source) == "> *Danger*\n>\n> stop"
+
+def test_remembered_conversions_stay_within_their_size() -> None:
+    conversions = Conversions(size=2)
+    for text in ("# a", "# b", "# c", "# a"):
+        assert conversions.blocks(text) == blocks(text)
+    assert len(conversions._done) == 2

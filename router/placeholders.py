@@ -1,4 +1,8 @@
-"""Commands ready to paste: fill a runbook excerpt's placeholders from the alert's labels.
+"""Commands ready to paste: fill a runbook excerpt's placeholders from what the router knows.
+
+Values come from the alert's labels first, then from the names the diagnostics found
+on the way (a pod's Deployment, the one pod of a workload that is in trouble), and the
+note says which came from where.
 
 Only code is touched (fenced blocks and inline code), never prose, and only these
 forms, for the names below (case, ``-``/``_`` and a ``name`` suffix do not matter):
@@ -18,7 +22,7 @@ substitution can turn one command into two.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from router.triage import RunbookExcerpt
@@ -51,6 +55,8 @@ _PLACEHOLDER = re.compile(
 )
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _INLINE = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+# Private-use characters around a number: where a value was filled, in ``Filled.template``.
+_MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
 
 
 @dataclass(frozen=True)
@@ -60,18 +66,34 @@ class Filled:
     markdown: str
     filled: dict[str, str] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
+    # ``markdown`` with a marker where each value went, and marker -> value: the same
+    # template for every alert with the same placeholders filled, so a sink can convert
+    # it once ("" when the markdown itself holds a marker character).
+    template: str = ""
+    marks: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def note(self) -> str:
-        """One line for the message: ``Filled from the alert: namespace=shop, pod=api-1``."""
+    def note(self, found: Iterable[str] = ()) -> str:
+        """One line for the message, ``found`` naming the values the diagnostics found:
+        ``Filled from the alert: namespace=shop; found by diagnostics: deployment=api``."""
+        found = set(found)
+        given = _listed({k: v for k, v in self.filled.items() if k not in found})
+        learned = _listed({k: v for k, v in self.filled.items() if k in found})
         parts = []
-        if self.filled:
+        if given:
+            parts.append(f"Filled from the alert: {given}")
+        if learned:
             parts.append(
-                "Filled from the alert: " + ", ".join(f"{k}={v}" for k, v in self.filled.items())
+                f"found by diagnostics: {learned}"
+                if given
+                else f"Filled from what diagnostics found: {learned}"
             )
         if self.refused:
             parts.append("not filled (not a plain value): " + ", ".join(self.refused))
         return "; ".join(parts)
+
+
+def _listed(values: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
 
 
 def canonical(name: str) -> str | None:
@@ -103,6 +125,7 @@ def fill(markdown: str, values: Mapping[str, str]) -> Filled:
     """Fill the recognised placeholders in the code of ``markdown`` with ``values``."""
     filled: dict[str, str] = {}
     refused: list[str] = []
+    marks: dict[str, str] = {}  # value -> its marker
 
     def substitute(match: re.Match[str]) -> str:
         written = next(g for g in match.groupdict().values() if g is not None)
@@ -115,7 +138,8 @@ def fill(markdown: str, values: Mapping[str, str]) -> Filled:
                 refused.append(name)
             return match.group(0)
         filled.setdefault(name, value)
-        return f"{match['var']}={value}" if match["var"] else value
+        mark = marks.setdefault(value, f"{_MARK_OPEN}{len(marks)}{_MARK_CLOSE}")
+        return f"{match['var']}={mark}" if match["var"] else mark
 
     def in_code(text: str) -> str:
         return _PLACEHOLDER.sub(substitute, text)
@@ -132,10 +156,27 @@ def fill(markdown: str, values: Mapping[str, str]) -> Filled:
             lines.append(line)
         else:
             lines.append(_INLINE.sub(lambda m: m[1] + in_code(m[2]) + m[1], line))
-    return Filled("".join(lines), filled, refused)
+    template = "".join(lines)
+    values_of = {mark: value for value, mark in marks.items()}
+    if _MARK_OPEN in markdown:  # a marker would be ambiguous: no template
+        return Filled(unmark(template, values_of), filled, refused)
+    return Filled(unmark(template, values_of), filled, refused, template, values_of)
 
 
-def ready_to_paste(excerpt: RunbookExcerpt, labels: Mapping[str, str]) -> RunbookExcerpt:
-    """The excerpt with its commands filled from ``labels``, and the note saying what was."""
-    result = fill(excerpt.markdown, values_from_labels(labels))
-    return excerpt.model_copy(update={"markdown": result.markdown, "filled": result.note})
+def unmark(text: str, marks: Mapping[str, str]) -> str:
+    """``text`` with each marker replaced by its value."""
+    for mark, value in marks.items():
+        text = text.replace(mark, value)
+    return text
+
+
+def ready_to_paste(
+    excerpt: RunbookExcerpt, labels: Mapping[str, str], found: Mapping[str, str] | None = None
+) -> RunbookExcerpt:
+    """The excerpt with its commands filled from ``labels``, then from the names the
+    diagnostics ``found`` for what the labels do not say, and the note saying what was."""
+    given = values_from_labels(labels)
+    learned = {k: v for k, v in (found or {}).items() if k in SOURCES and k not in given}
+    result = fill(excerpt.markdown, given | learned)
+    update = {"markdown": result.markdown, "filled": result.note(learned)}
+    return excerpt.model_copy(update=update | {"template": result.template, "marks": result.marks})

@@ -9,11 +9,12 @@ import pytest
 
 from router.alerts import Alert
 from router.library import LibraryFinder, RunbookLibrary
-from router.library.placeholders import fill, values_from_labels
-from router.triage import Classification
+from router.pipeline import Pipeline
+from router.placeholders import fill, values_from_labels
+from router.triage import Classification, Diagnosis, TriageResult
 from tests import factories
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 VALUES = {"namespace": "shop", "pod": "api-7d9c5-x2", "deployment": "api", "datname": "orders"}
 
 
@@ -52,7 +53,7 @@ def test_only_code_is_touched_and_the_note_says_what_was_filled() -> None:
         "After the block, <namespace> is prose again.\n"
     )
     assert result.filled == {"namespace": "shop", "pod": "api-7d9c5-x2"}
-    assert result.note == "Filled from the alert: namespace=shop, pod=api-7d9c5-x2"
+    assert result.note() == "Filled from the alert: namespace=shop, pod=api-7d9c5-x2"
 
 
 HOSTILE = [
@@ -83,7 +84,7 @@ def test_a_value_that_is_not_a_plain_token_is_never_substituted(value: str) -> N
     assert result.markdown == f"```\n{expected}\n```\n"
     assert value == "" or result.refused == ["pod"]
     if value:
-        assert result.note.endswith("not filled (not a plain value): pod")
+        assert result.note().endswith("not filled (not a plain value): pod")
 
 
 @pytest.mark.parametrize("value", ["api-7d9c5-x2", "10.0.0.7:9100", "svc@v1", "a_b.c/d"])
@@ -99,16 +100,39 @@ def test_values_come_from_the_labels_in_order_of_preference() -> None:
     assert values_from_labels(labels) == {"pod": "new", "namespace": "ns", "service": "checkout"}
 
 
-def test_the_finder_returns_the_shipped_crashloop_section_ready_to_paste() -> None:
+class Crashloop:
+    def classify(self, alert: Alert) -> Classification:
+        return Classification(category="crashloop")
+
+
+class FoundTheDeployment:
+    """Diagnostics that found the alert's Deployment (and another pod, which must not win)."""
+
+    async def diagnose(self, result: TriageResult, deadline: float) -> Diagnosis:
+        return Diagnosis(names={"deployment": "api", "pod": "api-other", "node": "n 1"})
+
+
+async def test_the_pipeline_fills_the_shipped_section_from_labels_then_from_diagnostics() -> None:
     library = RunbookLibrary.load([ROOT / "runbooks"])
     alert = Alert.model_validate(
         factories.alert("PodCrashLooping", labels={"namespace": "shop", "pod": "api-1"})
     )
-    excerpt = LibraryFinder(library).find(alert, Classification(category="crashloop"))
-    assert excerpt is not None and excerpt.link.anchor == "pod-crash-loops"
-    assert "export NS=shop POD=api-1\n" in excerpt.markdown
+    finder = LibraryFinder(library)
+    as_written = finder.find(alert, Classification(category="crashloop"))
+    assert as_written is not None and as_written.link.anchor == "pod-crash-loops"
+    assert "export NS=<namespace> POD=<pod>" in as_written.markdown and not as_written.filled
+
+    pipeline = Pipeline(Crashloop(), finder, FoundTheDeployment(), sinks=[])
+    excerpt = (await pipeline.triage(TriageResult(alert=alert))).runbook
+    assert excerpt is not None
+    assert "export NS=shop POD=api-1\n" in excerpt.markdown  # the label wins over what was found
     assert 'kubectl -n "shop" logs "api-1" --previous --tail=100' in excerpt.markdown
-    assert "<deployment>" in excerpt.markdown  # no label says which: left as written
-    assert excerpt.filled == "Filled from the alert: namespace=shop, pod=api-1"
-    section = library.get("crashloop.md#pod-crash-loops")
-    assert section is not None and "export NS=<namespace> POD=<pod>" in section.markdown
+    assert "set resources deployment/api -c <container>" in excerpt.markdown  # none known
+    assert excerpt.filled == (
+        "Filled from the alert: namespace=shop, pod=api-1; found by diagnostics: deployment=api"
+    )
+
+
+def test_values_only_found_by_diagnostics_say_so() -> None:
+    result = fill("`kubectl rollout undo deploy/<deployment>`", {"deployment": "api"})
+    assert result.note(found=["deployment"]) == "Filled from what diagnostics found: deployment=api"
