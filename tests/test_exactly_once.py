@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from router.integrations.console import ConsoleSink
 from router.integrations.pagerduty.sink import PagerDutySink
 from router.integrations.slack.sink import SlackSink
 from router.metrics import Metrics
-from router.service import build_pipeline, load_components
+from router.service import Components, build_pipeline, load_components
 from router.store import Store, open_store
 from router.worker import WorkerOptions, Workers
 from tests import factories
@@ -33,6 +34,13 @@ from tests.integrations.pagerduty.support import settings_for as pagerduty_setti
 from tests.pg import fresh_database
 
 FAST = WorkerOptions(count=1, lease_seconds=4, poll_seconds=0.05, shutdown_grace_seconds=0.5)
+
+
+@functools.cache
+def components() -> Components:
+    """Loaded once: loading them in a running replica's event loop would hold its
+    heartbeats back for as long as it takes (a second under load, beyond a test's lease)."""
+    return load_components(load_settings())
 
 
 def quick(attempt: int) -> float:
@@ -59,7 +67,7 @@ async def replica(
 ) -> AsyncIterator[Workers]:
     """One router's workers over ``store``, delivering to ``sinks``."""
     settings = load_settings()
-    pipeline = build_pipeline(settings, load_components(settings), sinks)
+    pipeline = build_pipeline(settings, components(), sinks)
     workers = Workers(store, pipeline, Metrics(), options, owner=name, backoff=quick)
     workers.start()
     try:
@@ -72,7 +80,7 @@ async def replica(
 
 async def ingest(store: Store, *alerts: dict[str, Any]) -> None:
     body = factories.body(*alerts)
-    await store.ingest(WebhookPayload.model_validate_json(body), body)
+    await store.ingest(WebhookPayload.model_validate_json(body))
 
 
 async def settled(store: Store, timeout: float = 30.0) -> dict[str, int]:
