@@ -35,6 +35,8 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from router.store.turnstile import Turnstile
+
 log = logging.getLogger("router.store")
 T = TypeVar("T")
 
@@ -43,7 +45,14 @@ class StoreUnavailable(Exception):
     """The database cannot be used right now; the caller should retry later."""
 
 
-_TRANSIENT = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
+_TRANSIENT = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,
+    OSError,
+    TimeoutError,
+    sqlite3.OperationalError,  # from statements run on the driver's own cursor (ingest)
+)
 # Errors in the statement itself; every other database error (a refused or dropped
 # connection, a database not accepting connections, a failover) may pass.
 _BUGS = (IntegrityError, ProgrammingError, DataError)
@@ -160,7 +169,9 @@ class Database:
         self._checkpoints = Checkpoints(self.engine) if self._gate and not in_memory else None
         self._writer: tuple[Engine, ThreadPoolExecutor] | None = None
         self._reader: tuple[Engine, ThreadPoolExecutor] | None = None
+        self._turnstile: Turnstile | None = None
         if self._gate and not in_memory:
+            self._turnstile = Turnstile(Path(f"{parsed.database}-turnstile"))
             sync_url = parsed.set(drivername="sqlite+pysqlite").render_as_string(False)
             self._writer = _sync(sync_url, connect_timeout, "router-sqlite")
             self._reader = _sync(sync_url, connect_timeout, "router-sqlite-read")
@@ -180,7 +191,12 @@ class Database:
         ``urgent`` writers (ingest, which a webhook is waiting on) go first on SQLite.
         """
         gate = self._gate(urgent) if self._gate else contextlib.nullcontext()
-        async with gate, self._guard(), self.engine.begin() as conn:
+        async with (
+            gate,
+            self._turnstile_entered(urgent),
+            self._guard(),
+            self.engine.begin() as conn,
+        ):
             if self._gate:
                 await conn.exec_driver_sql(_BEGIN_WRITE)
             yield conn
@@ -203,7 +219,7 @@ class Database:
         async with self._gate(urgent), self._guard():
             try:
                 running = asyncio.get_running_loop().run_in_executor(
-                    thread, _in_transaction, engine, work
+                    thread, _in_transaction, engine, work, self._turnstile, urgent
                 )
             except RuntimeError:  # the writer thread is shut down: the store was closed
                 raise StoreUnavailable("the state store is closed") from None
@@ -232,6 +248,19 @@ class Database:
             return await running
 
     @contextlib.asynccontextmanager
+    async def _turnstile_entered(self, urgent: bool) -> AsyncIterator[None]:
+        """The other processes' turn (``router.store.turnstile``), waited for in a thread."""
+        if self._turnstile is None:
+            yield
+            return
+        entered = self._turnstile.entered(urgent)
+        await asyncio.to_thread(entered.__enter__)
+        try:
+            yield
+        finally:
+            entered.__exit__(None, None, None)
+
+    @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self._guard(), self.engine.connect() as conn:
             yield conn
@@ -254,6 +283,9 @@ class Database:
             await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)
             thread.shutdown()
         await self.engine.dispose()
+        if self._turnstile is not None:
+            self._turnstile, turnstile = None, self._turnstile
+            turnstile.close()
 
 
 # SQLite: a write transaction takes the write lock when it starts, so that what it reads
@@ -275,8 +307,13 @@ def _in_read(engine: Engine, work: Callable[[Connection], T]) -> T:
         return work(conn)
 
 
-def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
-    with engine.begin() as conn:
+def _in_transaction(
+    engine: Engine, work: Callable[[Connection], T], turnstile: Turnstile | None, urgent: bool
+) -> T:
+    with (
+        turnstile.entered(urgent) if turnstile else contextlib.nullcontext(),
+        engine.begin() as conn,
+    ):
         _begin_write(conn)
         return work(conn)
 
