@@ -59,7 +59,7 @@ async def filled_store(path: Path, count: int) -> Store:
     earlier = alerts(count, "old")
     for start in range(0, count, 50):
         body = factories.payload(*earlier[start : start + 50])
-        await store.ingest(WebhookPayload.model_validate(body), b"{}")
+        await store.ingest(WebhookPayload.model_validate(body))
         for job in await store.claim("bench", 50, 60):
             await store.complete(job, "bench", TriageResult.of(job).model_dump_json(), [])
     return store

@@ -51,7 +51,7 @@ async def main() -> None:
         runtime = await open_runtime(settings, load_components(settings))
         bodies, _ = webhooks(args.alerts, 10, "wc")
         for body in bodies:
-            await runtime.store.ingest(WebhookPayload.model_validate_json(body), body)
+            await runtime.store.ingest(WebhookPayload.model_validate_json(body))
         workers, stopping = runtime.workers, asyncio.Event()
         profiler = None
         if args.profile:

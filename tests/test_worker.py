@@ -41,7 +41,7 @@ def pipeline_with(sinks: list[Any], diagnoser: Any | None = None) -> Pipeline:
 
 async def ingest(store: Store, *alerts: dict) -> None:
     body = factories.body(*alerts)
-    await store.ingest(WebhookPayload.model_validate_json(body), body)
+    await store.ingest(WebhookPayload.model_validate_json(body))
 
 
 def console_records(path: Path) -> list[dict]:

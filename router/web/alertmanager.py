@@ -85,7 +85,7 @@ class AlertmanagerWebhook:
             receiver=payload.receiver, group_key=payload.groupKey, alerts=len(payload.alerts)
         )
         refuse_when_draining(request)
-        result = await self._ingest(payload, body)
+        result = await self._ingest(payload)
         outcome.fields.update(new=result.new, duplicates=result.duplicates)
         return JSONResponse(
             {
@@ -106,9 +106,9 @@ class AlertmanagerWebhook:
                 headers={"WWW-Authenticate": self.auth.challenge()},
             )
 
-    async def _ingest(self, payload: WebhookPayload, body: bytes) -> IngestResult:
+    async def _ingest(self, payload: WebhookPayload) -> IngestResult:
         try:
-            result = await self.store.ingest(payload, body)
+            result = await self.store.ingest(payload)
         except StoreUnavailable as exc:
             raise unavailable("store unavailable, retry later", reason=str(exc)) from exc
         for alert in payload.alerts:

@@ -98,7 +98,7 @@ class Rig:
     async def fire(self, alert: dict[str, Any]) -> None:
         """Ingest an alert and wait until every delivery of its triage is done."""
         body = factories.body(alert)
-        await self.store.ingest(WebhookPayload.model_validate_json(body), body)
+        await self.store.ingest(WebhookPayload.model_validate_json(body))
         self.workers.wake()
         await self.settled()
 

@@ -35,7 +35,7 @@ async def store(request, tmp_path) -> AsyncIterator[Store]:
 
 async def ingest(store: Store, *alerts: dict) -> None:
     body = factories.body(*alerts)
-    await store.ingest(WebhookPayload.model_validate_json(body), body)
+    await store.ingest(WebhookPayload.model_validate_json(body))
 
 
 async def triage_all(store: Store, category: str = "crashloop") -> None:

@@ -36,7 +36,7 @@ async def fire(
     firing = factories.alert(
         "PodCrashLooping", labels=labels, starts_at=_iso(started), fingerprint=fingerprint
     )
-    await store.ingest(WebhookPayload.model_validate(factories.payload(firing)), b"{}")
+    await store.ingest(WebhookPayload.model_validate(factories.payload(firing)))
     (job,) = await store.claim("test", 10, 60)
     findings = [
         Finding(title="Rollout to revision 7", source="kubernetes",
@@ -50,7 +50,7 @@ async def fire(
             "PodCrashLooping", labels=labels, status="resolved", starts_at=_iso(started),
             ends_at=_iso(clock.now), fingerprint=fingerprint,
         )  # fmt: skip
-        await store.ingest(WebhookPayload.model_validate(factories.payload(resolved)), b"{}")
+        await store.ingest(WebhookPayload.model_validate(factories.payload(resolved)))
         (job,) = await store.claim("test", 10, 60)
         assert await store.complete(job, "test", TriageResult.of(job).model_dump_json(), [])
     clock.advance(3600)
@@ -129,13 +129,13 @@ async def test_retention_deletes_old_finished_states_but_never_an_alerts_latest(
 async def test_a_state_with_a_pending_delivery_is_kept(store: Store, clock: FakeClock) -> None:
     started = _iso(clock.now)
     firing = factories.alert("Disk", starts_at=started, fingerprint="d1")
-    await store.ingest(WebhookPayload.model_validate(factories.payload(firing)), b"{}")
+    await store.ingest(WebhookPayload.model_validate(factories.payload(firing)))
     (job,) = await store.claim("test", 10, 60)
     delivery = Delivery(sink="console", action="print", key="console:d1", payload={})
     assert await store.complete(job, "test", TriageResult.of(job).model_dump_json(), [delivery])
     clock.advance(60)
     resolved = factories.alert("Disk", status="resolved", fingerprint="d1", starts_at=started)
-    await store.ingest(WebhookPayload.model_validate(factories.payload(resolved)), b"{}")
+    await store.ingest(WebhookPayload.model_validate(factories.payload(resolved)))
     clock.advance(timedelta(days=90).total_seconds())
     (job,) = await store.claim("test", 10, 60)
     assert await store.complete(job, "test", TriageResult.of(job).model_dump_json(), [])

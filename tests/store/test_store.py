@@ -14,9 +14,8 @@ from router.store.schema import LATEST_VERSION, alerts, schema_version
 from tests import factories
 
 
-def parse(*alerts_: dict) -> tuple[WebhookPayload, bytes]:
-    body = factories.body(*alerts_)
-    return WebhookPayload.model_validate_json(body), body
+def parse(*alerts_: dict) -> WebhookPayload:
+    return WebhookPayload.model_validate_json(factories.body(*alerts_))
 
 
 async def test_migrates_and_records_version(store: Store, db_url: str) -> None:
@@ -32,27 +31,27 @@ async def test_migrates_and_records_version(store: Store, db_url: str) -> None:
 
 async def test_ingest_is_idempotent_per_alert_state(store: Store) -> None:
     a, b = factories.alert("A"), factories.alert("B")
-    first = await store.ingest(*parse(a, b))
+    first = await store.ingest(parse(a, b))
     assert (first.new, first.duplicates) == (2, 0)
-    again = await store.ingest(*parse(a, b))
+    again = await store.ingest(parse(a, b))
     assert (again.new, again.duplicates) == (0, 2)
     assert await store.queue_depth() == 2
 
 
 async def test_state_changes_are_new_work(store: Store) -> None:
     firing = factories.alert("A")
-    await store.ingest(*parse(firing))
+    await store.ingest(parse(firing))
     resolved = factories.alert("A", status="resolved", ends_at="2026-11-22T10:20:00Z")
     refired = factories.alert("A", starts_at="2026-11-22T11:00:00Z")
-    assert (await store.ingest(*parse(resolved))).new == 1
-    assert (await store.ingest(*parse(resolved))).new == 0
-    assert (await store.ingest(*parse(refired))).new == 1
+    assert (await store.ingest(parse(resolved))).new == 1
+    assert (await store.ingest(parse(resolved))).new == 0
+    assert (await store.ingest(parse(refired))).new == 1
     assert await store.queue_depth() == 3
 
 
 async def test_latest_state_tracks_newest_event(store: Store) -> None:
-    await store.ingest(*parse(factories.alert("A")))
-    await store.ingest(*parse(factories.alert("A", status="resolved")))
+    await store.ingest(parse(factories.alert("A")))
+    await store.ingest(parse(factories.alert("A", status="resolved")))
     async with store.db.read() as conn:
         row = (await conn.execute(select(alerts))).one()
     assert (row.alertname, row.status) == ("A", "resolved")
@@ -60,13 +59,13 @@ async def test_latest_state_tracks_newest_event(store: Store) -> None:
 
 async def test_concurrent_identical_ingests_create_one_job(store: Store) -> None:
     payload = parse(factories.alert("A"), factories.alert("B"))
-    results = await asyncio.gather(*(store.ingest(*payload) for _ in range(20)))
+    results = await asyncio.gather(*(store.ingest(payload) for _ in range(20)))
     assert sum(r.new for r in results) == 2
     assert sum(r.duplicates for r in results) == 38
 
 
 async def test_claim_leases_and_expired_lease_is_reclaimed(store: Store, clock) -> None:
-    await store.ingest(*parse(factories.alert("A"), factories.alert("B")))
+    await store.ingest(parse(factories.alert("A"), factories.alert("B")))
     jobs = await store.claim("w1", 10, lease_seconds=30)
     assert [j.alert.alertname for j in jobs] == ["A", "B"]
     assert jobs[0].receiver == "runbook-router"
@@ -82,8 +81,8 @@ async def test_claim_leases_and_expired_lease_is_reclaimed(store: Store, clock) 
 
 
 async def test_jobs_of_one_alert_run_in_order(store: Store) -> None:
-    await store.ingest(*parse(factories.alert("A")))
-    await store.ingest(*parse(factories.alert("A", status="resolved")))
+    await store.ingest(parse(factories.alert("A")))
+    await store.ingest(parse(factories.alert("A", status="resolved")))
     first = await store.claim("w1", 10, 30)
     assert [j.alert.status for j in first] == ["firing"]
     assert await store.claim("w2", 10, 30) == []  # the resolve waits for its trigger
@@ -93,14 +92,14 @@ async def test_jobs_of_one_alert_run_in_order(store: Store) -> None:
 
 
 async def test_concurrent_claims_never_share_a_job(store: Store) -> None:
-    await store.ingest(*parse(*(factories.alert(f"A{i}") for i in range(30))))
+    await store.ingest(parse(*(factories.alert(f"A{i}") for i in range(30))))
     batches = await asyncio.gather(*(store.claim(f"w{i}", 4, 30) for i in range(10)))
     ids = [j.id for batch in batches for j in batch]
     assert len(ids) == len(set(ids)) == 30
 
 
 async def test_retry_then_fail_after_max_attempts(store: Store, clock) -> None:
-    await store.ingest(*parse(factories.alert("A")))
+    await store.ingest(parse(factories.alert("A")))
     job = (await store.claim("w1", 1, 30))[0]
     assert await store.retry_later(job, "w1", "boom", delay=5, max_attempts=2) == "pending"
     assert await store.claim("w1", 1, 30) == []  # not before the delay
@@ -113,7 +112,7 @@ async def test_retry_then_fail_after_max_attempts(store: Store, clock) -> None:
 
 
 async def test_release_returns_job_without_counting_attempt(store: Store) -> None:
-    await store.ingest(*parse(factories.alert("A")))
+    await store.ingest(parse(factories.alert("A")))
     job = (await store.claim("w1", 1, 30))[0]
     await store.release("w1", [job])
     again = (await store.claim("w2", 1, 30))[0]
@@ -121,7 +120,7 @@ async def test_release_returns_job_without_counting_attempt(store: Store) -> Non
 
 
 async def test_complete_writes_outbox_once(store: Store) -> None:
-    await store.ingest(*parse(factories.alert("A")))
+    await store.ingest(parse(factories.alert("A")))
     job = (await store.claim("w1", 1, 30))[0]
     deliveries = [Delivery("console", "print", f"console:{job.alert.state_key}", {"text": "hi"})]
     assert await store.complete(job, "w1", '{"ok": true}', deliveries)
@@ -130,8 +129,8 @@ async def test_complete_writes_outbox_once(store: Store) -> None:
 
 
 async def test_outbox_orders_per_alert_and_sink(store: Store, clock) -> None:
-    await store.ingest(*parse(factories.alert("A")))
-    await store.ingest(*parse(factories.alert("A", status="resolved")))
+    await store.ingest(parse(factories.alert("A")))
+    await store.ingest(parse(factories.alert("A", status="resolved")))
     for status in ("trigger", "resolve"):
         job = (await store.claim("w", 1, 30))[0]
         await store.complete(job, "w", "{}", [Delivery("pd", status, f"pd:{status}", {})])
@@ -148,7 +147,7 @@ async def test_outbox_orders_per_alert_and_sink(store: Store, clock) -> None:
 
 
 async def test_outbox_give_up_unblocks_later_rows(store: Store) -> None:
-    await store.ingest(*parse(factories.alert("A")))
+    await store.ingest(parse(factories.alert("A")))
     job = (await store.claim("w", 1, 30))[0]
     await store.complete(
         job, "w", "{}", [Delivery("s", "a", "k1", {}), Delivery("s", "b", "k2", {})]
@@ -160,7 +159,7 @@ async def test_outbox_give_up_unblocks_later_rows(store: Store) -> None:
 
 
 async def test_a_delivery_settles_the_ones_it_made_unnecessary(store: Store) -> None:
-    await store.ingest(*parse(factories.alert("A"), factories.alert("B")))
+    await store.ingest(parse(factories.alert("A"), factories.alert("B")))
     jobs = await store.claim("w", 2, 30)
     for job in jobs:  # the same keys per alert, so only the alert may tell them apart
         keys = ["post", "reply:1", "reply:2", "replyall"]
@@ -198,7 +197,7 @@ async def test_sqlite_file_in_wal_mode(tmp_path) -> None:
 
 
 async def test_outbox_marks_items_whose_sender_died(store: Store, clock) -> None:
-    await store.ingest(*parse(factories.alert("A")))
+    await store.ingest(parse(factories.alert("A")))
     job = (await store.claim("w", 1, 30))[0]
     await store.complete(job, "w", "{}", [Delivery("s", "post", "k1", {})])
     (first,) = await store.outbox.claim("d1", 10, lease_seconds=30)
@@ -226,7 +225,7 @@ async def test_messages_remember_where_an_alert_was_posted(store: Store) -> None
 
 async def test_concurrent_distinct_ingests_are_committed_together(store: Store) -> None:
     payloads = [parse(factories.alert(f"A{i}"), factories.alert(f"B{i}")) for i in range(30)]
-    results = await asyncio.gather(*(store.ingest(*p) for p in payloads))
+    results = await asyncio.gather(*(store.ingest(p) for p in payloads))
     assert [(r.new, r.duplicates) for r in results] == [(2, 0)] * 30
     assert len({r.payload_id for r in results}) == 30
     assert await store.queue_depth() == 60
@@ -238,7 +237,7 @@ async def test_a_failed_group_commit_fails_every_waiting_request(tmp_path) -> No
     for leftover in tmp_path.glob("r.db*"):
         leftover.unlink()  # the database file is gone: the next connection finds no tables
     results = await asyncio.gather(
-        *(store.ingest(*parse(factories.alert(f"A{i}"))) for i in range(3)),
+        *(store.ingest(parse(factories.alert(f"A{i}"))) for i in range(3)),
         return_exceptions=True,
     )
     await store.close()

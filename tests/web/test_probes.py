@@ -114,7 +114,7 @@ async def test_wrong_method_is_json_405(client):
 
 
 async def test_unexpected_error_is_500_without_traceback(client, store: Store, monkeypatch, caplog):
-    async def boom(payload, body):
+    async def boom(payload):
         raise RuntimeError("kaboom-internal-detail")
 
     monkeypatch.setattr(store, "ingest", boom)

@@ -39,7 +39,7 @@ async def workers(server: FakePagerDutyServer, store: Store) -> AsyncIterator[Wo
 
 async def ingest(store: Store, workers: Workers, alert: dict) -> None:
     body = factories.body(alert)
-    await store.ingest(WebhookPayload.model_validate_json(body), body)
+    await store.ingest(WebhookPayload.model_validate_json(body))
     workers.wake()
 
 
