@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from sqlalchemy import select
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from router.alerts import WebhookPayload
 from router.delivery import Delivery
 from router.store import Store, StoreUnavailable, open_store
-from router.store.schema import LATEST_VERSION, alerts, schema_version
+from router.store.schema import LATEST_VERSION, alerts, payloads, schema_version
 from tests import factories
 
 
@@ -229,6 +230,28 @@ async def test_concurrent_distinct_ingests_are_committed_together(store: Store) 
     assert [(r.new, r.duplicates) for r in results] == [(2, 0)] * 30
     assert len({r.payload_id for r in results}) == 30
     assert await store.queue_depth() == 60
+
+
+async def test_a_group_commit_keeps_each_webhook_apart_and_the_newest_state_wins(
+    store: Store,
+) -> None:
+    """One batch: a firing and a resolve of the same alert, a re-send of it, a second alert."""
+    firing = factories.alert("A", fingerprint="a0000000000000a1")
+    resolved = {**firing, "status": "resolved", "endsAt": "2026-11-22T10:30:00Z"}
+    results = await asyncio.gather(
+        store.ingest(parse(firing)),
+        store.ingest(parse(resolved, factories.alert("B"))),
+        store.ingest(parse(firing)),
+    )
+    assert [(r.new, r.duplicates) for r in results] == [(1, 0), (2, 0), (0, 1)]
+    latest = await store.lookup.latest_state("a0000000000000a1")
+    assert latest is not None and latest.alert.status == "resolved"
+    async with store.db.read() as conn:
+        bodies = (await conn.execute(select(payloads.c.id, payloads.c.body))).all()
+    assert sorted(id_ for id_, _ in bodies) == sorted(r.payload_id for r in results)
+    for _, body in bodies:  # the envelope: each alert is stored once, in its own row
+        envelope = json.loads(body)
+        assert "alerts" not in envelope and envelope["receiver"] == "runbook-router"
 
 
 async def test_a_failed_group_commit_fails_every_waiting_request(tmp_path) -> None:
