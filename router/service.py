@@ -22,11 +22,10 @@ from router.diagnose import (
     PlaybookSet,
     build_diagnostics,
     build_providers,
-    load_playbooks,
+    configured_playbooks,
     provider_problems,
 )
 from router.diagnose.base import Provider
-from router.diagnose.engine import with_builtins
 from router.integrations.console import ConsoleSink
 from router.library import LibraryFinder, RunbookLibrary
 from router.logs import configure_logging
@@ -59,7 +58,7 @@ class Components:
 def load_components(settings: Settings) -> Components:
     """Load runbooks, playbooks and rules; raises :class:`ConfigError` naming the file and line."""
     library = RunbookLibrary.load(settings.runbooks, base_url=settings.runbooks_base_url)
-    playbooks = load_playbooks(with_builtins(settings.playbooks))
+    playbooks = configured_playbooks(settings)
     rules = load_rules(settings.rules, playbooks.names(), relative_to=settings.config_dir)
     classifier = EvidenceClassifier(rules, library)
     return Components(library, rules, playbooks, classifier, LibraryFinder(library))
@@ -73,7 +72,7 @@ def check(settings: Settings) -> tuple[list[ConfigError], str]:
         problems,
         lambda: RunbookLibrary.load(settings.runbooks, base_url=settings.runbooks_base_url),
     )
-    playbooks = collect(problems, lambda: load_playbooks(with_builtins(settings.playbooks)))
+    playbooks = collect(problems, lambda: configured_playbooks(settings))
     rules, rule_problems = read_rules(
         settings.rules, playbooks.names() if playbooks else (), relative_to=settings.config_dir
     )
@@ -157,7 +156,9 @@ def build_pipeline(
     return Pipeline(
         classifier=components.classifier,
         runbooks=components.finder,
-        diagnoser=build_diagnostics(settings, components.library, providers or {}),
+        diagnoser=build_diagnostics(
+            settings, components.playbooks, components.library, providers or {}
+        ),
         sinks=sinks,
         deadline_seconds=settings.diagnostics.deadline_seconds,
         history=history,
