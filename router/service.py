@@ -38,7 +38,7 @@ from router.store import Store, StoreUnavailable, open_store
 from router.store.history import History
 from router.triage import TriageResult
 from router.web.app import create_app
-from router.worker import WorkerOptions, Workers
+from router.worker import Workers
 from router.yamlfile import ConfigError, collect
 
 log = logging.getLogger("router")
@@ -246,7 +246,7 @@ async def open_runtime(settings: Settings, components: Components) -> Runtime:
     metrics = Metrics(sinks=sorted({sink.name for sink in sinks}))
     history = History(store.db, days=settings.history.days)
     pipeline = build_pipeline(settings, components, sinks, providers, history)
-    workers = Workers(store, pipeline, metrics, _worker_options(settings))
+    workers = Workers(store, pipeline, metrics, settings.worker)
     retriager = Retriager.for_service(
         settings, store, pipeline, on_queued=workers.wake, metrics=metrics
     )
@@ -367,14 +367,3 @@ STOP_MARGIN_SECONDS = 5.0  # a worker process past its grace period gets this lo
 
 async def _readiness(workers: Workers | WorkerProcesses) -> dict[str, bool]:
     return {"workers": workers.running}
-
-
-def _worker_options(settings: Settings) -> WorkerOptions:
-    w = settings.worker
-    return WorkerOptions(
-        count=w.count,
-        lease_seconds=w.lease_seconds,
-        poll_seconds=w.poll_seconds,
-        max_attempts=w.max_attempts,
-        shutdown_grace_seconds=w.shutdown_grace_seconds,
-    )

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from router.alerts import WebhookPayload
-from router.config import load_settings
+from router.config import WorkerSettings, load_settings
 from router.delivery import Delivery, DeliveryError
 from router.integrations.console import ConsoleSink
 from router.integrations.pagerduty.sink import PagerDutySink
@@ -23,7 +23,7 @@ from router.integrations.slack.sink import SlackSink
 from router.metrics import Metrics
 from router.service import build_pipeline, load_components
 from router.store import Store, open_store
-from router.worker import WorkerOptions, Workers
+from router.worker import Workers
 from tests import factories
 from tests.harness.fake_pagerduty import FakePagerDuty, FakePagerDutyServer
 from tests.harness.fake_slack import FakeSlack
@@ -32,7 +32,7 @@ from tests.integrations.pagerduty.support import by_action, triage
 from tests.integrations.pagerduty.support import settings_for as pagerduty_settings
 from tests.pg import fresh_database
 
-FAST = WorkerOptions(count=1, lease_seconds=4, poll_seconds=0.05, shutdown_grace_seconds=0.5)
+FAST = WorkerSettings(count=1, lease_seconds=4, poll_seconds=0.05, shutdown_grace_seconds=0.5)
 
 
 def quick(attempt: int) -> float:
@@ -55,12 +55,12 @@ def pagerduty(
 
 @contextlib.asynccontextmanager
 async def replica(
-    store: Store, sinks: list[Any], name: str, options: WorkerOptions = FAST
+    store: Store, sinks: list[Any], name: str, options: WorkerSettings = FAST, **extra: Any
 ) -> AsyncIterator[Workers]:
-    """One router's workers over ``store``, delivering to ``sinks``."""
+    """One router's workers over ``store``, delivering to ``sinks`` (``extra``: Workers fields)."""
     settings = load_settings()
     pipeline = build_pipeline(settings, load_components(settings), sinks)
-    workers = Workers(store, pipeline, Metrics(), options, owner=name, backoff=quick)
+    workers = Workers(store, pipeline, Metrics(), options, owner=name, backoff=quick, **extra)
     workers.start()
     try:
         yield workers
@@ -224,7 +224,7 @@ class SlowSink:
 
 
 async def test_a_delivery_longer_than_the_lease_is_not_taken_over(store: Store) -> None:
-    options = WorkerOptions(count=1, lease_seconds=1.0, poll_seconds=0.05)
+    options = WorkerSettings(count=1, lease_seconds=1.0, poll_seconds=0.05)
     sink = SlowSink(2.5, "slow0000")
     other = SlowSink(0, "-")
     await ingest(store, factories.alert("Slow", fingerprint="slow0000aaaabbbb"))
@@ -254,10 +254,9 @@ async def test_a_big_group_does_not_starve_the_next_alert(store: Store, tmp_path
     path = tmp_path / "console.jsonl"
     await ingest(store, *alerts(300, "Storm"))
     await ingest(store, factories.alert("Lonely", fingerprint="10ne1y0000000000"))
-    options = WorkerOptions(count=1, lease_seconds=5, poll_seconds=0.05, batch=4)
-    async with replica(
-        store, [ConsoleSink(load_settings().templates, path=path, format="json")], "r1", options
-    ):
+    options = WorkerSettings(count=1, lease_seconds=5, poll_seconds=0.05)
+    sinks = [ConsoleSink(load_settings().templates, path=path, format="json")]
+    async with replica(store, sinks, "r1", options, batch=4):
         await settled(store, timeout=120)
     order = [line for line in path.read_text().splitlines() if line.strip()]
     lonely = next(i for i, line in enumerate(order) if "10ne1y0000000000" in line)
