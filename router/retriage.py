@@ -31,7 +31,7 @@ from router.metrics import Metrics
 from router.pipeline import Pipeline
 from router.retriage_request import RetriageRequest as Request
 from router.store import AlertSummary, Recorded, Store, StoredState
-from router.store.jobs import Clock
+from router.store.database import Clock
 from router.store.lookup import Lookup
 from router.triage import TriageResult
 

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 log = logging.getLogger("router.store")
 T = TypeVar("T")
+Clock = Callable[[], float]  # the store's wall clock (time.time), injectable for tests
 
 
 class StoreUnavailable(Exception):
