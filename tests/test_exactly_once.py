@@ -28,6 +28,7 @@ from tests import factories
 from tests.harness.fake_pagerduty import FakePagerDuty, FakePagerDutyServer
 from tests.harness.fake_slack import FakeSlack
 from tests.harness.fake_slack import settings_for as slack_settings
+from tests.harness.waiting import eventually
 from tests.integrations.pagerduty.support import by_action, triage
 from tests.integrations.pagerduty.support import settings_for as pagerduty_settings
 from tests.pg import fresh_database
@@ -77,14 +78,15 @@ async def ingest(store: Store, *alerts: dict[str, Any]) -> None:
 
 async def settled(store: Store, timeout: float = 30.0) -> dict[str, int]:
     """Wait until no job and no delivery is left to do; the outbox's counts by state."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        counts = await store.outbox.counts()
+    counts: dict[str, int] = {}
+
+    async def idle() -> dict[str, int]:
+        counts.clear()
+        counts.update(await store.outbox.counts())
         busy = counts.get("pending", 0) + counts.get("sending", 0)
-        if not busy and not await store.queue_depth() and counts:
-            return counts
-        assert asyncio.get_running_loop().time() < deadline, f"not settled: {counts}"
-        await asyncio.sleep(0.05)
+        return dict(counts) if counts and not busy and not await store.queue_depth() else {}
+
+    return await eventually(idle, timeout, lambda: f"settled ({counts})", interval=0.05)
 
 
 def alerts(n: int, prefix: str = "Load", **labels: str) -> list[dict[str, Any]]:
@@ -167,8 +169,7 @@ async def test_retry_after_holds_the_channel_for_every_delivery_of_both_replicas
             templates = load_settings().templates
             paced = slack_settings(slack, rate_per_second=3, burst=1)  # posts keep coming
             async with replica(first, [SlackSink(paced, first, templates)], "r1"):
-                while not slack.requests("chat.postMessage"):
-                    await asyncio.sleep(0.02)
+                await eventually(lambda: slack.requests("chat.postMessage"), what="a post")
                 await asyncio.sleep(0.3)  # the 429 is answered; r1's other posts wait
             async with replica(second, [SlackSink(paced, second, templates)], "r2") as two:
                 await ingest(second, *alerts(4, "Late"))
@@ -229,8 +230,7 @@ async def test_a_delivery_longer_than_the_lease_is_not_taken_over(store: Store) 
     other = SlowSink(0, "-")
     await ingest(store, factories.alert("Slow", fingerprint="slow0000aaaabbbb"))
     async with replica(store, [sink], "r1", options):
-        while not sink.sent:
-            await asyncio.sleep(0.02)
+        await eventually(lambda: sink.sent, what="the slow delivery to start")
         async with replica(store, [other], "r2", options):
             await settled(store)
     assert len(sink.sent) == 1 and other.sent == []  # renewed: never claimed by r2
@@ -240,10 +240,11 @@ async def test_each_delivery_is_recorded_as_it_finishes(store: Store) -> None:
     sink = SlowSink(3600, "slow0000")
     await ingest(store, factories.alert("Slow", fingerprint="slow0000aaaabbbb"), *alerts(5))
     async with replica(store, [sink], "r1"):
-        deadline = asyncio.get_running_loop().time() + 20
-        while (await store.outbox.counts()).get("done", 0) < 5:
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.05)
+
+        async def five_done() -> bool:
+            return (await store.outbox.counts()).get("done", 0) >= 5
+
+        await eventually(five_done, 20, "five deliveries recorded")
         assert (await store.outbox.counts()).get("sending") == 1  # still in its call
 
 
