@@ -114,9 +114,12 @@ class Workers:
         self._tasks.clear()
         self._loops.clear()
 
+    def loop_options(self) -> LoopOptions:
+        """How each of the loops claims: ``batch`` at a time, under the settings' lease."""
+        return LoopOptions(self.batch, self.settings.lease_seconds, self.settings.poll_seconds)
+
     def _spawn(self, work: Triages | Deliveries, name: str) -> None:
-        settings = self.settings
-        options = LoopOptions(self.batch, settings.lease_seconds, settings.poll_seconds)
+        options = self.loop_options()
         loop: LeasedLoop = LeasedLoop(work, f"{self.owner}/{name}", options, self._stopping)
         self._loops.append(loop)
         self._tasks.append(asyncio.create_task(loop(), name=f"router-{name}"))
