@@ -143,7 +143,7 @@ def build(settings: Settings, components: Components) -> tuple[Pipeline, SlackSi
         store=None,  # type: ignore[arg-type]  # render never touches the store
         templates=settings.templates,
     )
-    diagnoser = build_diagnostics(settings, components.library, {})
+    diagnoser = build_diagnostics(settings, components.playbooks, components.library, {})
     pipeline = Pipeline(components.classifier, components.finder, diagnoser, [slack])
     return pipeline, slack
 

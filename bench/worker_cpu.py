@@ -61,8 +61,8 @@ async def main() -> None:
             profiler.start()
         cpu, began = cpu_seconds(), time.monotonic()
         loops = [
-            LeasedLoop(Triages(workers), f"bench/job-{i}", workers.options.loop(), stopping)
-            for i in range(workers.options.count)
+            LeasedLoop(Triages(workers), f"bench/job-{i}", workers.loop_options(), stopping)
+            for i in range(workers.settings.count)
         ]
         tasks = [asyncio.create_task(loop()) for loop in loops]
         while await runtime.store.depth() > 0:

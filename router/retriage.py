@@ -24,14 +24,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from router.config import Settings
+from router.config import Settings, WorkerSettings
 from router.delivery import Delivery
 from router.leased import LeasedLoop, LoopOptions
 from router.metrics import Metrics
 from router.pipeline import Pipeline
 from router.retriage_request import RetriageRequest as Request
 from router.store import AlertSummary, Recorded, Store, StoredState
-from router.store.jobs import Clock
+from router.store.database import Clock
 from router.store.lookup import Lookup
 from router.triage import TriageResult
 
@@ -105,17 +105,17 @@ class Retriager:
         pipeline: Pipeline,
         *,
         on_queued: Any = None,
-        concurrency: int = 4,
-        lease_seconds: float = 15.0,
-        poll_seconds: float = 0.5,
+        worker: WorkerSettings | None = None,
         clock: Clock = time.time,
         metrics: Metrics | None = None,
     ) -> None:
+        """``worker``: the ``worker:`` settings; as many requests at once as job loops."""
         self.store, self.pipeline, self.clock = store, pipeline, clock
         self.metrics = metrics or Metrics()
         self.on_queued = on_queued
         self.owner = f"{socket.gethostname()}:{os.getpid()}/retriage"
-        self.options = LoopOptions(concurrency, lease_seconds, poll_seconds)
+        w = worker or WorkerSettings()
+        self.options = LoopOptions(w.count, w.lease_seconds, w.poll_seconds)
         self._loop: LeasedLoop[Recorded, None] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -133,9 +133,7 @@ class Retriager:
             store,
             pipeline,
             on_queued=on_queued,
-            concurrency=settings.worker.count,
-            lease_seconds=settings.worker.lease_seconds,
-            poll_seconds=settings.worker.poll_seconds,
+            worker=settings.worker,
             metrics=metrics,
         )
 

@@ -22,11 +22,10 @@ from router.diagnose import (
     PlaybookSet,
     build_diagnostics,
     build_providers,
-    load_playbooks,
+    configured_playbooks,
     provider_problems,
 )
 from router.diagnose.base import Provider
-from router.diagnose.engine import with_builtins
 from router.integrations.console import ConsoleSink
 from router.library import LibraryFinder, RunbookLibrary
 from router.logs import configure_logging
@@ -39,7 +38,7 @@ from router.store import Store, StoreUnavailable, open_store
 from router.store.history import History
 from router.triage import TriageResult
 from router.web.app import create_app
-from router.worker import WorkerOptions, Workers
+from router.worker import Workers
 from router.yamlfile import ConfigError, collect
 
 log = logging.getLogger("router")
@@ -59,7 +58,7 @@ class Components:
 def load_components(settings: Settings) -> Components:
     """Load runbooks, playbooks and rules; raises :class:`ConfigError` naming the file and line."""
     library = RunbookLibrary.load(settings.runbooks, base_url=settings.runbooks_base_url)
-    playbooks = load_playbooks(with_builtins(settings.playbooks))
+    playbooks = configured_playbooks(settings)
     rules = load_rules(settings.rules, playbooks.names(), relative_to=settings.config_dir)
     classifier = EvidenceClassifier(rules, library)
     return Components(library, rules, playbooks, classifier, LibraryFinder(library))
@@ -73,7 +72,7 @@ def check(settings: Settings) -> tuple[list[ConfigError], str]:
         problems,
         lambda: RunbookLibrary.load(settings.runbooks, base_url=settings.runbooks_base_url),
     )
-    playbooks = collect(problems, lambda: load_playbooks(with_builtins(settings.playbooks)))
+    playbooks = collect(problems, lambda: configured_playbooks(settings))
     rules, rule_problems = read_rules(
         settings.rules, playbooks.names() if playbooks else (), relative_to=settings.config_dir
     )
@@ -157,7 +156,9 @@ def build_pipeline(
     return Pipeline(
         classifier=components.classifier,
         runbooks=components.finder,
-        diagnoser=build_diagnostics(settings, components.library, providers or {}),
+        diagnoser=build_diagnostics(
+            settings, components.playbooks, components.library, providers or {}
+        ),
         sinks=sinks,
         deadline_seconds=settings.diagnostics.deadline_seconds,
         history=history,
@@ -245,7 +246,7 @@ async def open_runtime(settings: Settings, components: Components) -> Runtime:
     metrics = Metrics(sinks=sorted({sink.name for sink in sinks}))
     history = History(store.db, days=settings.history.days)
     pipeline = build_pipeline(settings, components, sinks, providers, history)
-    workers = Workers(store, pipeline, metrics, _worker_options(settings))
+    workers = Workers(store, pipeline, metrics, settings.worker)
     retriager = Retriager.for_service(
         settings, store, pipeline, on_queued=workers.wake, metrics=metrics
     )
@@ -366,14 +367,3 @@ STOP_MARGIN_SECONDS = 5.0  # a worker process past its grace period gets this lo
 
 async def _readiness(workers: Workers | WorkerProcesses) -> dict[str, bool]:
     return {"workers": workers.running}
-
-
-def _worker_options(settings: Settings) -> WorkerOptions:
-    w = settings.worker
-    return WorkerOptions(
-        count=w.count,
-        lease_seconds=w.lease_seconds,
-        poll_seconds=w.poll_seconds,
-        max_attempts=w.max_attempts,
-        shutdown_grace_seconds=w.shutdown_grace_seconds,
-    )

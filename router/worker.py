@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
+from router.config import WorkerSettings
 from router.delivery import DeliveryError
 from router.leased import LeasedLoop, LoopOptions
 from router.metrics import Metrics
@@ -64,30 +65,18 @@ class Turns:
 
 
 @dataclass
-class WorkerOptions:
-    count: int = 4
-    lease_seconds: float = 15.0  # renewed every half of it while the work runs
-    poll_seconds: float = 0.5
-    max_attempts: int = 5
-    shutdown_grace_seconds: float = 10.0
-    batch: int = 16  # jobs (or deliveries) one loop keeps in flight
-    delivery_max_age_seconds: float = 3600.0
-
-    def loop(self) -> LoopOptions:
-        return LoopOptions(self.batch, self.lease_seconds, self.poll_seconds)
-
-
-@dataclass
 class Workers:
-    """The job workers and the outbox dispatcher of one process."""
+    """The job workers and the outbox dispatcher of one process, as ``worker:`` configures them."""
 
     store: Store
     pipeline: Pipeline
     metrics: Metrics
-    options: WorkerOptions = field(default_factory=WorkerOptions)
+    settings: WorkerSettings = field(default_factory=WorkerSettings)
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     clock: Callable[[], float] = time.time
     backoff: Backoff = backoff
+    batch: int = 16  # jobs (or deliveries) one loop keeps in flight
+    delivery_max_age_seconds: float = 3600.0  # a failing delivery older than this is given up
     _tasks: list[asyncio.Task] = field(default_factory=list, init=False)
     _loops: list[LeasedLoop] = field(default_factory=list, init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -103,7 +92,7 @@ class Workers:
     def start(self) -> None:
         jobs = Triages(self)
         deliveries = Deliveries(self, {sink.name: sink for sink in self.pipeline.sinks})
-        for index in range(self.options.count):
+        for index in range(self.settings.count):
             self._spawn(jobs, f"job-{index}")
         self._spawn(deliveries, "outbox")
 
@@ -118,17 +107,20 @@ class Workers:
         self.wake()
         if not self._tasks:
             return
-        _, pending = await asyncio.wait(self._tasks, timeout=self.options.shutdown_grace_seconds)
+        _, pending = await asyncio.wait(self._tasks, timeout=self.settings.shutdown_grace_seconds)
         for task in pending:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self._loops.clear()
 
+    def loop_options(self) -> LoopOptions:
+        """How each of the loops claims: ``batch`` at a time, under the settings' lease."""
+        return LoopOptions(self.batch, self.settings.lease_seconds, self.settings.poll_seconds)
+
     def _spawn(self, work: Triages | Deliveries, name: str) -> None:
-        loop: LeasedLoop = LeasedLoop(
-            work, f"{self.owner}/{name}", self.options.loop(), self._stopping
-        )
+        options = self.loop_options()
+        loop: LeasedLoop = LeasedLoop(work, f"{self.owner}/{name}", options, self._stopping)
         self._loops.append(loop)
         self._tasks.append(asyncio.create_task(loop(), name=f"router-{name}"))
 
@@ -174,7 +166,7 @@ class Triages:
                 return Finished(job, result.model_dump_json(), pipeline.render(result), started)
         except Exception as exc:
             log.exception("triage of %s failed", job.alert.alertname)
-            if job.attempts >= self.workers.options.max_attempts:
+            if job.attempts >= self.workers.settings.max_attempts:
                 return self._bare(job, exc, started)
             return _Failed(job, exc, started)
 
@@ -229,7 +221,7 @@ class Triages:
                 owner,
                 f"{type(exc).__name__}: {exc}",
                 self.workers.backoff(job.attempts),
-                self.workers.options.max_attempts,
+                self.workers.settings.max_attempts,
             )
         except StoreUnavailable:
             return "lease_expires"  # the lease runs out and another claim retries it
@@ -325,8 +317,8 @@ class Deliveries:
         return found
 
     def _failed(self, item: OutboxItem, exc: DeliveryError) -> Settled:
-        sink, metrics, options = item.delivery.sink, self.workers.metrics, self.workers.options
-        too_old = self.workers.clock() - item.created_at > options.delivery_max_age_seconds
+        sink, metrics = item.delivery.sink, self.workers.metrics
+        too_old = self.workers.clock() - item.created_at > self.workers.delivery_max_age_seconds
         if exc.permanent or too_old:
             given_up = "" if exc.permanent else f" (gave up after {item.attempts} attempts)"
             metrics.deliveries.labels(sink=sink, outcome="failed").inc()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from router.alerts import WebhookPayload
-from router.config import load_settings
+from router.config import WorkerSettings, load_settings
 from router.delivery import Delivery, DeliveryError
 from router.integrations.console import ConsoleSink
 from router.integrations.pagerduty.sink import PagerDutySink
@@ -24,16 +24,17 @@ from router.integrations.slack.sink import SlackSink
 from router.metrics import Metrics
 from router.service import Components, build_pipeline, load_components
 from router.store import Store, open_store
-from router.worker import WorkerOptions, Workers
+from router.worker import Workers
 from tests import factories
 from tests.harness.fake_pagerduty import FakePagerDuty, FakePagerDutyServer
 from tests.harness.fake_slack import FakeSlack
 from tests.harness.fake_slack import settings_for as slack_settings
+from tests.harness.waiting import eventually
 from tests.integrations.pagerduty.support import by_action, triage
 from tests.integrations.pagerduty.support import settings_for as pagerduty_settings
 from tests.pg import fresh_database
 
-FAST = WorkerOptions(count=1, lease_seconds=4, poll_seconds=0.05, shutdown_grace_seconds=0.5)
+FAST = WorkerSettings(count=1, lease_seconds=4, poll_seconds=0.05, shutdown_grace_seconds=0.5)
 
 
 @functools.cache
@@ -63,12 +64,12 @@ def pagerduty(
 
 @contextlib.asynccontextmanager
 async def replica(
-    store: Store, sinks: list[Any], name: str, options: WorkerOptions = FAST
+    store: Store, sinks: list[Any], name: str, options: WorkerSettings = FAST, **extra: Any
 ) -> AsyncIterator[Workers]:
-    """One router's workers over ``store``, delivering to ``sinks``."""
+    """One router's workers over ``store``, delivering to ``sinks`` (``extra``: Workers fields)."""
     settings = load_settings()
     pipeline = build_pipeline(settings, components(), sinks)
-    workers = Workers(store, pipeline, Metrics(), options, owner=name, backoff=quick)
+    workers = Workers(store, pipeline, Metrics(), options, owner=name, backoff=quick, **extra)
     workers.start()
     try:
         yield workers
@@ -85,14 +86,15 @@ async def ingest(store: Store, *alerts: dict[str, Any]) -> None:
 
 async def settled(store: Store, timeout: float = 30.0) -> dict[str, int]:
     """Wait until no job and no delivery is left to do; the outbox's counts by state."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        counts = await store.outbox.counts()
+    counts: dict[str, int] = {}
+
+    async def idle() -> dict[str, int]:
+        counts.clear()
+        counts.update(await store.outbox.counts())
         busy = counts.get("pending", 0) + counts.get("sending", 0)
-        if not busy and not await store.queue_depth() and counts:
-            return counts
-        assert asyncio.get_running_loop().time() < deadline, f"not settled: {counts}"
-        await asyncio.sleep(0.05)
+        return dict(counts) if counts and not busy and not await store.queue_depth() else {}
+
+    return await eventually(idle, timeout, lambda: f"settled ({counts})", interval=0.05)
 
 
 def alerts(n: int, prefix: str = "Load", **labels: str) -> list[dict[str, Any]]:
@@ -175,8 +177,7 @@ async def test_retry_after_holds_the_channel_for_every_delivery_of_both_replicas
             templates = load_settings().templates
             paced = slack_settings(slack, rate_per_second=3, burst=1)  # posts keep coming
             async with replica(first, [SlackSink(paced, first, templates)], "r1"):
-                while not slack.requests("chat.postMessage"):
-                    await asyncio.sleep(0.02)
+                await eventually(lambda: slack.requests("chat.postMessage"), what="a post")
                 await asyncio.sleep(0.3)  # the 429 is answered; r1's other posts wait
             async with replica(second, [SlackSink(paced, second, templates)], "r2") as two:
                 await ingest(second, *alerts(4, "Late"))
@@ -232,13 +233,12 @@ class SlowSink:
 
 
 async def test_a_delivery_longer_than_the_lease_is_not_taken_over(store: Store) -> None:
-    options = WorkerOptions(count=1, lease_seconds=1.0, poll_seconds=0.05)
+    options = WorkerSettings(count=1, lease_seconds=1.0, poll_seconds=0.05)
     sink = SlowSink(2.5, "slow0000")
     other = SlowSink(0, "-")
     await ingest(store, factories.alert("Slow", fingerprint="slow0000aaaabbbb"))
     async with replica(store, [sink], "r1", options):
-        while not sink.sent:
-            await asyncio.sleep(0.02)
+        await eventually(lambda: sink.sent, what="the slow delivery to start")
         async with replica(store, [other], "r2", options):
             await settled(store)
     assert len(sink.sent) == 1 and other.sent == []  # renewed: never claimed by r2
@@ -248,10 +248,11 @@ async def test_each_delivery_is_recorded_as_it_finishes(store: Store) -> None:
     sink = SlowSink(3600, "slow0000")
     await ingest(store, factories.alert("Slow", fingerprint="slow0000aaaabbbb"), *alerts(5))
     async with replica(store, [sink], "r1"):
-        deadline = asyncio.get_running_loop().time() + 20
-        while (await store.outbox.counts()).get("done", 0) < 5:
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.05)
+
+        async def five_done() -> bool:
+            return (await store.outbox.counts()).get("done", 0) >= 5
+
+        await eventually(five_done, 20, "five deliveries recorded")
         assert (await store.outbox.counts()).get("sending") == 1  # still in its call
 
 
@@ -262,10 +263,9 @@ async def test_a_big_group_does_not_starve_the_next_alert(store: Store, tmp_path
     path = tmp_path / "console.jsonl"
     await ingest(store, *alerts(300, "Storm"))
     await ingest(store, factories.alert("Lonely", fingerprint="10ne1y0000000000"))
-    options = WorkerOptions(count=1, lease_seconds=5, poll_seconds=0.05, batch=4)
-    async with replica(
-        store, [ConsoleSink(load_settings().templates, path=path, format="json")], "r1", options
-    ):
+    options = WorkerSettings(count=1, lease_seconds=5, poll_seconds=0.05)
+    sinks = [ConsoleSink(load_settings().templates, path=path, format="json")]
+    async with replica(store, sinks, "r1", options, batch=4):
         await settled(store, timeout=120)
     order = [line for line in path.read_text().splitlines() if line.strip()]
     lonely = next(i for i, line in enumerate(order) if "10ne1y0000000000" in line)

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 from router.leased import LeasedLoop, LoopOptions
+from tests.harness.waiting import eventually
 
 
 class Clock:
@@ -48,32 +49,24 @@ class Gated:
         self.released += items
 
 
-async def until(check) -> None:
-    for _ in range(500):
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("timed out")
-
-
 async def test_slots_records_renewals_and_give_back() -> None:
     work, clock = Gated(["a", "b", "c"]), Clock()
     options = LoopOptions(slots=2, lease_seconds=10, poll_seconds=0.02)
     loop = LeasedLoop(work, "me", options, asyncio.Event(), clock=clock)
     task = asyncio.create_task(loop())
-    await until(lambda: len(loop.running) == 2)
+    await eventually(lambda: len(loop.running) == 2)
     assert work.waiting == ["c"]  # two slots
 
     work.gates["a"].set()
-    await until(lambda: work.recorded == [["a done"]])  # recorded alone, b still running
-    await until(lambda: sorted(loop.running.values()) == ["b", "c"])  # c took a's slot
+    await eventually(lambda: work.recorded == [["a done"]])  # recorded alone, b still running
+    await eventually(lambda: sorted(loop.running.values()) == ["b", "c"])  # c took a's slot
     assert work.renewed == []  # the clock has not moved a heartbeat
 
     clock.now += options.heartbeat_seconds
-    await until(lambda: work.renewed == [["b", "c"]])
+    await eventually(lambda: work.renewed == [["b", "c"]])
 
     work.gates["b"].set()
-    await until(lambda: ["b done"] in work.recorded)
+    await eventually(lambda: ["b done"] in work.recorded)
     task.cancel()  # shutdown: c is still running
     await asyncio.gather(task, return_exceptions=True)
     assert work.released == ["c"]
@@ -85,23 +78,23 @@ async def test_with_a_backlog_it_claims_once_a_quarter_of_the_slots_is_free() ->
     work = Gated(items)
     loop = LeasedLoop(work, "me", LoopOptions(slots=8, poll_seconds=0.02), asyncio.Event())
     task = asyncio.create_task(loop())
-    await until(lambda: len(loop.running) == 8)
+    await eventually(lambda: len(loop.running) == 8)
     assert work.claims == [8]  # all eight slots filled: there is a backlog
 
     work.gates["i0"].set()
-    await until(lambda: len(loop.running) == 7)
+    await eventually(lambda: len(loop.running) == 7)
     await asyncio.sleep(0.1)
     assert work.claims == [8]  # one free slot of eight waits for a second
     work.gates["i1"].set()
-    await until(lambda: work.claims == [8, 2] and len(loop.running) == 8)
+    await eventually(lambda: work.claims == [8, 2] and len(loop.running) == 8)
 
     for item in items[2:8]:
         work.gates[item].set()
-    await until(lambda: work.waiting == [] and len(loop.running) == 4)
+    await eventually(lambda: work.waiting == [] and len(loop.running) == 4)
     assert work.claims[-1] > 2  # asked for more than was left: the backlog is drained
     work.waiting.append("late")
     work.gates["late"] = asyncio.Event()
     work.gates["i8"].set()
-    await until(lambda: "late" in loop.running.values())  # drained: one free slot claims
+    await eventually(lambda: "late" in loop.running.values())  # drained: one free slot claims
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

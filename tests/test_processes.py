@@ -7,13 +7,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests import factories
+from tests.harness.waiting import eventually_sync
 from tests.procs import RouterProcess
 from tests.test_serve import post, wait_for_text
 
@@ -29,13 +29,13 @@ def environment(tmp_path: Path) -> dict[str, str]:
 
 
 def worker_pids(log: Path, count: int) -> list[int]:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def taking_work() -> list[int]:
         pids = [int(p) for p in re.findall(r"worker process (\d+) taking work", log.read_text())]
-        if len(pids) >= count:
-            return pids
-        time.sleep(0.05)
-    raise AssertionError(f"{count} worker processes never took work:\n{log.read_text()}")
+        return pids if len(pids) >= count else []
+
+    return eventually_sync(
+        taking_work, 20, lambda: f"{count} worker processes to take work:\n{log.read_text()}"
+    )
 
 
 def niceness(pid: int) -> int:
@@ -52,24 +52,27 @@ def alive(pid: int) -> bool:
 
 
 def delivered(console: Path, names: list[str], timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        output = console.read_text() if console.exists() else ""
-        if all(f"==> [FIRING] {n} " in output for n in names):
-            return output
-        time.sleep(0.1)
-    missing = [n for n in names if f"==> [FIRING] {n} " not in output]
-    raise AssertionError(f"never delivered: {missing}")
+    def output() -> str:
+        return console.read_text() if console.exists() else ""
+
+    def missing() -> list[str]:
+        return [n for n in names if f"==> [FIRING] {n} " not in output()]
+
+    def all_delivered() -> str:
+        text = output()
+        return text if all(f"==> [FIRING] {n} " in text for n in names) else ""
+
+    return eventually_sync(all_delivered, timeout, lambda: f"delivery of {missing()}", 0.1)
 
 
 def scraped(router: RouterProcess, text: str) -> str:
     """``/metrics`` once it contains ``text`` (a worker records its counts after delivering)."""
-    deadline = time.monotonic() + 10
-    while True:
-        metrics = httpx.get(f"{router.url}/metrics", timeout=5).text
-        if text in metrics or time.monotonic() > deadline:
-            return metrics
-        time.sleep(0.1)
+
+    def metrics() -> str:
+        page = httpx.get(f"{router.url}/metrics", timeout=5).text
+        return page if text in page else ""
+
+    return eventually_sync(metrics, 10, f"{text} in /metrics", 0.1)
 
 
 def test_workers_run_apart_at_a_lower_priority_and_stop_with_sigterm(tmp_path: Path) -> None:
@@ -114,10 +117,9 @@ def test_killing_the_web_process_takes_its_workers_with_it(tmp_path: Path) -> No
     router = RouterProcess(tmp_path, environment(tmp_path), args=["--workers", "2"]).start()
     pids = worker_pids(router.log_path, 2)
     router.kill()
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in pids):
-        assert time.monotonic() < deadline, "a worker outlived its web process"
-        time.sleep(0.05)
+    eventually_sync(
+        lambda: not any(alive(pid) for pid in pids), 10, "the workers to die with the web process"
+    )
 
 
 def test_work_runs_alone_and_shares_the_queue_with_serve(tmp_path: Path) -> None:

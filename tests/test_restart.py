@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests import factories
+from tests.harness.waiting import eventually_sync
 from tests.procs import RouterProcess
 
 TOKEN = "restart-test-token"
@@ -68,7 +69,7 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -> None
     for sender in senders:
         sender.start()
     try:
-        _wait(lambda: len(acknowledged) >= 150, 30)
+        eventually_sync(lambda: len(acknowledged) >= 150, 30, "150 acknowledged alerts")
         router.kill()
         killed_at = len(acknowledged)
         backlog = killed_at - len(_delivered(console))
@@ -76,14 +77,18 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -> None
         assert backlog > 0, "the kill should interrupt work in progress"
         time.sleep(0.3)
         router = RouterProcess(tmp_path, env, port=router.port).start()
-        _wait(lambda: len(acknowledged) >= killed_at + 100, 30)
+        eventually_sync(lambda: len(acknowledged) >= killed_at + 100, 30, "100 more acknowledged")
     finally:
         stop.set()
         for sender in senders:
             sender.join(10)
 
     try:
-        _wait(lambda: acknowledged <= set(_delivered(console)), 60)
+        eventually_sync(
+            lambda: acknowledged <= set(_delivered(console)),
+            60,
+            "every acknowledged alert delivered",
+        )
         time.sleep(2.5)  # longer than a lease: a duplicate would show up now
         fingerprints = _delivered(console)
     finally:
@@ -104,11 +109,3 @@ def _delivered(console: Path) -> list[str]:
         except json.JSONDecodeError:
             continue  # a record torn by the kill; its delivery is retried
     return records
-
-
-def _wait(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 
 from tests import factories
+from tests.harness.waiting import eventually_sync
 from tests.procs import RouterProcess
 
 
@@ -20,15 +20,22 @@ def post(router: RouterProcess, *alerts: dict, token: str | None = None) -> http
     )
 
 
+def read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""  # written at the first delivery
+
+
+def containing(path: Path, *texts: str) -> str:
+    """The file's content once it holds every one of ``texts``; else ""."""
+    content = read(path)
+    return content if all(text in content for text in texts) else ""
+
+
 def wait_for_text(path: Path, text: str, timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
-    content = ""
-    while time.monotonic() < deadline:
-        content = path.read_text() if path.exists() else ""  # written at the first delivery
-        if text in content:
-            return content
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} never appeared in {path}:\n{content[-3000:]}")
+    return eventually_sync(
+        lambda: containing(path, text),
+        timeout,
+        lambda: f"{text!r} to appear in {path}:\n{read(path)[-3000:]}",
+    )
 
 
 def test_no_configuration_accepts_a_webhook_and_prints_it(tmp_path: Path) -> None:
@@ -64,12 +71,12 @@ def test_sigterm_finishes_or_gives_back_work_and_exits_cleanly(tmp_path: Path) -
     assert "runbook-router stopped" in log
     router = RouterProcess(tmp_path, env).start()  # whatever was given back is done now
     try:
-        output = wait_for_text(console, f"==> [FIRING] {names[-1]} ")
-        deadline = time.monotonic() + 20
-        while not all(f"==> [FIRING] {n} " in output for n in names):
-            assert time.monotonic() < deadline, "an acknowledged alert was lost"
-            time.sleep(0.1)
-            output = console.read_text()
+        wait_for_text(console, f"==> [FIRING] {names[-1]} ")
+        output = eventually_sync(
+            lambda: containing(console, *(f"==> [FIRING] {n} " for n in names)),
+            20,
+            "every acknowledged alert (one was lost)",
+        )
     finally:
         assert router.terminate() == 0
     assert all(output.count(f"==> [FIRING] {n} ") == 1 for n in names)

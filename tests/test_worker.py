@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from router.alerts import WebhookPayload
-from router.config import load_settings
+from router.config import WorkerSettings, load_settings
 from router.delivery import REASONS, Delivery, DeliveryError
 from router.integrations.console import ConsoleSink
 from router.metrics import Metrics
@@ -19,11 +18,11 @@ from router.pipeline import Pipeline
 from router.service import build_pipeline, load_components
 from router.store import Store
 from router.triage import Diagnosis, TriageResult
-from router.worker import WorkerOptions, Workers
+from router.worker import Workers
 from tests import factories
 from tests.harness.waiting import eventually
 
-FAST = WorkerOptions(count=2, lease_seconds=5, poll_seconds=0.05, shutdown_grace_seconds=0.5)
+FAST = WorkerSettings(count=2, lease_seconds=5, poll_seconds=0.05, shutdown_grace_seconds=0.5)
 
 
 @pytest.fixture
@@ -111,7 +110,7 @@ async def test_transient_failures_are_retried_until_delivered(store: Store) -> N
     sink = RecordingSink([DeliveryError("HTTP 500", retry_after=0.05), DeliveryError("timeout")])
     metrics = Metrics()
     workers = Workers(store, pipeline_with([sink]), metrics, FAST)
-    workers.options.delivery_max_age_seconds = 3600
+    workers.delivery_max_age_seconds = 3600
     await ingest(store, factories.alert("A"))
     workers.start()
     try:
@@ -218,7 +217,9 @@ class SlowFor:
 async def test_a_hanging_triage_does_not_hold_back_the_alerts_after_it(store: Store) -> None:
     sink = RecordingSink([])
     diagnoser = SlowFor("Slow")
-    workers = Workers(store, pipeline_with([sink], diagnoser), Metrics(), replace(FAST, count=1))
+    workers = Workers(
+        store, pipeline_with([sink], diagnoser), Metrics(), FAST.model_copy(update={"count": 1})
+    )
     await ingest(store, factories.alert("Slow"), factories.alert("Quick"))
     workers.start()
     try:
@@ -258,7 +259,7 @@ async def test_failing_triage_is_retried_then_the_alert_is_delivered_as_received
     sink = RecordingSink([])
     pipeline = pipeline_with([sink])
     pipeline.classifier = BrokenClassifier()
-    options = WorkerOptions(count=1, lease_seconds=5, poll_seconds=0.02, max_attempts=2)
+    options = WorkerSettings(count=1, lease_seconds=5, poll_seconds=0.02, max_attempts=2)
     workers = Workers(store, pipeline, Metrics(), options)
     await ingest(store, factories.alert("A"))
     workers.start()
@@ -280,7 +281,7 @@ class BrokenSink(RecordingSink):
 
 async def test_a_job_that_cannot_even_be_rendered_is_marked_failed(store: Store) -> None:
     pipeline = pipeline_with([BrokenSink([])])
-    options = WorkerOptions(count=1, lease_seconds=5, poll_seconds=0.02, max_attempts=1)
+    options = WorkerSettings(count=1, lease_seconds=5, poll_seconds=0.02, max_attempts=1)
     workers = Workers(store, pipeline, Metrics(), options)
     await ingest(store, factories.alert("A"))
     workers.start()

@@ -2,7 +2,9 @@
 
 ``build_providers(settings)`` makes the providers that are configured;
 ``Diagnostics`` (``router.diagnose.engine``) is the pipeline's diagnose stage, and
-``build_diagnostics(settings, library, providers)`` makes it from the settings.
+``build_diagnostics(settings, playbooks, library, providers)`` makes it from the settings and
+the playbooks that ``configured_playbooks(settings)`` loads once. What each provider is
+called and which check kinds it runs is in ``router.diagnose.catalog``.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from collections.abc import Callable, Iterable
 
 from router.config import Settings
 from router.diagnose.base import Provider, ProviderSettingsError
-from router.diagnose.engine import Diagnostics, build_diagnostics
-from router.diagnose.playbooks import KNOWN_KINDS, PlaybookSet, load_playbooks
+from router.diagnose.catalog import HTTP, KNOWN_KINDS, KUBERNETES, POSTGRES, PROMETHEUS
+from router.diagnose.engine import Diagnostics, build_diagnostics, configured_playbooks
+from router.diagnose.playbooks import PlaybookSet, load_playbooks
 from router.diagnose.preflight import guarded, located
 from router.yamlfile import ConfigError
 
@@ -22,6 +25,7 @@ __all__ = [
     "PlaybookSet",
     "build_diagnostics",
     "build_providers",
+    "configured_playbooks",
     "load_playbooks",
     "provider_problems",
 ]
@@ -42,12 +46,14 @@ def build_providers(settings: Settings, secrets: Iterable[str] = ()) -> dict[str
     diagnostics = settings.diagnostics
     makers: dict[str, Callable[[], Provider | None]] = {}
     if settings.prometheus.url:
-        makers["prometheus"] = lambda: PrometheusProvider(settings.prometheus, secrets)
+        makers[PROMETHEUS.name] = lambda: PrometheusProvider(settings.prometheus, secrets)
     if diagnostics.postgres.targets:
-        makers["postgres"] = lambda: PostgresProvider(diagnostics.postgres, secrets)
-    makers["kubernetes"] = lambda: KubernetesProvider.from_settings(diagnostics.kubernetes, secrets)
+        makers[POSTGRES.name] = lambda: PostgresProvider(diagnostics.postgres, secrets)
+    makers[KUBERNETES.name] = lambda: KubernetesProvider.from_settings(
+        diagnostics.kubernetes, secrets
+    )
     if diagnostics.http.probes:
-        makers["http"] = lambda: HttpProbeProvider(diagnostics.http, secrets)
+        makers[HTTP.name] = lambda: HttpProbeProvider(diagnostics.http, secrets)
     providers: dict[str, Provider] = {}
     for name, make in makers.items():
         provider = guarded(settings, name, KNOWN_KINDS[name], make)

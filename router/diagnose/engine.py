@@ -20,8 +20,9 @@ from typing import Any
 
 from router.config import BUILTIN_PLAYBOOKS, Settings
 from router.diagnose.base import AlertContext, Check, CheckOutcome, Provider, ProviderError
-from router.diagnose.planning import plan, provider_name, template_variables
-from router.diagnose.playbooks import KNOWN_KINDS, Playbook, PlaybookSet, load_playbooks
+from router.diagnose.catalog import provider_title
+from router.diagnose.planning import plan, template_variables
+from router.diagnose.playbooks import Playbook, PlaybookSet, load_playbooks
 from router.diagnose.verdicts import SEVERITY_ORDER, RunbookPointers, evaluate_verdicts
 from router.library import RunbookLibrary
 from router.redact import Redactor, secret_values
@@ -102,7 +103,7 @@ class Diagnostics:
         except TimeoutError:
             return _timed_out(check, budget)
         except ProviderError as exc:
-            return _failed(check, str(exc) or f"{provider_name(check.provider)}: failed")
+            return _failed(check, str(exc) or f"{provider_title(check.provider)}: failed")
         except Exception as exc:
             log.exception("check %s (%s/%s) crashed", check.id, check.provider, check.kind)
             return _failed(check, f"{check.provider}/{check.kind} crashed: {type(exc).__name__}")
@@ -119,14 +120,18 @@ class Diagnostics:
 
 
 def build_diagnostics(
-    settings: Settings, library: RunbookLibrary | None, providers: Mapping[str, Provider]
+    settings: Settings,
+    playbooks: PlaybookSet,
+    library: RunbookLibrary | None,
+    providers: Mapping[str, Provider],
 ) -> Diagnostics:
-    """The engine for these settings: built-in playbooks, then ``settings.playbooks`` over them."""
-    known = {name: KNOWN_KINDS[name] for name in KNOWN_KINDS}
-    for name, provider in providers.items():
-        known[name] = known.get(name, frozenset()) | frozenset(provider.kinds)
-    playbooks = load_playbooks(with_builtins(settings.playbooks), known)
+    """The engine for these settings, over playbooks loaded once (``configured_playbooks``)."""
     return Diagnostics(providers, playbooks, library, Redactor(secret_values(settings)))
+
+
+def configured_playbooks(settings: Settings) -> PlaybookSet:
+    """The built-in playbooks, then ``settings.playbooks`` over them; raises ConfigError."""
+    return load_playbooks(with_builtins(settings.playbooks))
 
 
 def with_builtins(paths: Iterable[Path]) -> list[Path]:
@@ -137,7 +142,7 @@ def with_builtins(paths: Iterable[Path]) -> list[Path]:
 
 
 def _timed_out(check: Check, budget: float) -> CheckOutcome:
-    title = f"{provider_name(check.provider)}: timed out after {_seconds(budget)} s"
+    title = f"{provider_title(check.provider)}: timed out after {_seconds(budget)} s"
     return _failed(check, title)
 
 

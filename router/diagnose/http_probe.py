@@ -35,19 +35,20 @@ from router.diagnose.base import (
     http_failure,
     seconds,
 )
+from router.diagnose.catalog import HTTP
 from router.redact import Redactor
 from router.triage import Evidence, Finding
 
 READ_LIMIT = 4096
 MAX_REDIRECTS = 3
-NAME = "HTTP probe"
+NAME = HTTP.title
 
 
 class HttpProbeProvider:
     """Concurrent, time-boxed GETs of health URLs."""
 
-    name = "http"
-    kinds = frozenset({"probe"})
+    name = HTTP.name
+    kinds = HTTP.kinds
 
     def __init__(self, settings: HttpProbeSettings, secrets: Iterable[str] = ()) -> None:
         self.settings = settings

@@ -31,10 +31,11 @@ from router.diagnose.base import (
     ProviderSettingsError,
     tls_failure,
 )
+from router.diagnose.catalog import KUBERNETES
 from router.redact import Redactor
 from router.triage import Evidence, Finding
 
-NAME = "Kubernetes API"
+NAME = KUBERNETES.title
 MAX_PODS = 50
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _WORKLOADS = {"deployment": Deployment, "statefulset": StatefulSet, "daemonset": DaemonSet}
@@ -44,8 +45,8 @@ _OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
 class KubernetesProvider:
-    name = "kubernetes"
-    kinds = frozenset({"pods", "events", "logs", "rollout", "hpa"})
+    name = KUBERNETES.name
+    kinds = KUBERNETES.kinds
 
     def __init__(
         self, config: KubeConfig, settings: KubernetesSettings, secrets: Iterable[str] = ()

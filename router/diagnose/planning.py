@@ -18,23 +18,13 @@ from jinja2.environment import Template
 
 from router.diagnose import templating
 from router.diagnose.base import Check
+from router.diagnose.catalog import provider_title
 from router.diagnose.playbooks import PlannedCheck, Playbook
 from router.triage import Evidence, Finding, TriageResult
 
 log = logging.getLogger("router.diagnose")
 
 SOURCE = "router"
-PROVIDER_NAMES = {
-    "prometheus": "Prometheus",
-    "kubernetes": "Kubernetes API",
-    "postgres": "PostgreSQL",
-    "http": "HTTP probe",
-}
-
-
-def provider_name(provider: str) -> str:
-    """How people call a provider: ``kubernetes`` → ``Kubernetes API``."""
-    return PROVIDER_NAMES.get(provider, provider)
 
 
 @dataclass
@@ -50,7 +40,7 @@ class Plan:
         if self.skipped:
             notes.append(_skipped_note(self.skipped))
         if self.unconfigured:
-            names = ", ".join(provider_name(p) for p in self.unconfigured)
+            names = ", ".join(provider_title(p) for p in self.unconfigured)
             notes.append(Finding(title=f"Not checked: {names} (not configured)", source=SOURCE))
         return notes
 

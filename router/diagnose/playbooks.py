@@ -42,16 +42,10 @@ from jinja2.environment import Template
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.diagnose import templating
+from router.diagnose.catalog import KNOWN_KINDS
 from router.triage import VerdictRole
 from router.yamlfile import ConfigError, Locator, collect, format_loc, load_yaml, raise_if_any
 
-# The check kinds each provider runs; playbooks are validated against this table.
-KNOWN_KINDS: dict[str, frozenset[str]] = {
-    "prometheus": frozenset({"query", "range", "alert_expression"}),
-    "http": frozenset({"probe"}),
-    "kubernetes": frozenset({"pods", "events", "logs", "rollout", "hpa"}),
-    "postgres": frozenset({"connections", "long_queries", "locks", "ping"}),
-}
 # What templates may read besides check facts (see ``engine.template_variables``).
 TEMPLATE_VARIABLES = frozenset({"labels", "annotations", "alert", "category", "now", "vars"})
 _JINJA_GLOBALS = frozenset(

@@ -49,6 +49,7 @@ from router.diagnose.base import (
     ProviderSettingsError,
     tls_failure,
 )
+from router.diagnose.catalog import POSTGRES
 from router.diagnose.pg_queries import (
     DATABASE_LIMIT_SQL,
     LOCKS_SQL,
@@ -59,6 +60,7 @@ from router.diagnose.pg_queries import (
 from router.redact import Redactor, secret_values
 from router.triage import Evidence, Finding
 
+NAME = POSTGRES.title
 APPLICATION = "runbook-router-diagnostics"
 QUERY_CHARS = 300
 MAX_ROWS = 10
@@ -76,8 +78,8 @@ _TOKEN_LITERAL = re.compile(
 class PostgresProvider:
     """Connections, long queries, lock chains and reachability of the configured databases."""
 
-    name = "postgres"
-    kinds = frozenset({"connections", "long_queries", "locks", "ping"})
+    name = POSTGRES.name
+    kinds = POSTGRES.kinds
 
     def __init__(self, settings: PostgresSettings, secrets: Iterable[str] = ()) -> None:
         for index, target in enumerate(settings.targets):
@@ -93,7 +95,7 @@ class PostgresProvider:
         target = self.target_for(check, context)
         runner = getattr(self, f"_{check.kind}", None) if check.kind in self.kinds else None
         if runner is None:
-            raise ProviderError(f"PostgreSQL: unknown check kind {check.kind!r}")
+            raise ProviderError(f"{NAME}: unknown check kind {check.kind!r}")
         if check.kind == "ping":
             return await self._ping(target, check, context)
         budget = self._budget(check, context)
@@ -101,7 +103,7 @@ class PostgresProvider:
             async with asyncio.timeout(budget), self.session(target, budget) as connection:
                 outcome: CheckOutcome = await runner(connection, target, check)
         except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise ProviderError(f"PostgreSQL {target.name}: {self._reason(exc, budget)}") from None
+            raise ProviderError(f"{NAME} {target.name}: {self._reason(exc, budget)}") from None
         outcome.facts = {"target": target.name, **outcome.facts}
         return outcome
 
@@ -115,7 +117,7 @@ class PostgresProvider:
             for target, _ in self.targets:
                 if target.name == wanted:
                     return target
-            raise ProviderError(f"PostgreSQL: no target named {wanted!r} is configured")
+            raise ProviderError(f"{NAME}: no target named {wanted!r} is configured")
         for target, matchers in self.targets:
             if matches_all(matchers, context.labels):
                 return target
@@ -186,13 +188,13 @@ class PostgresProvider:
                 facts["server_version"] = await connection.fetchval("SHOW server_version")
         except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             facts |= {"latency_ms": None, "error": self._reason(exc, budget)}
-            title = f"PostgreSQL {target.name} unreachable: {facts['error']}"
+            title = f"{NAME} {target.name} unreachable: {facts['error']}"
             return CheckOutcome(
                 [Finding(title=title, source=self.name, severity="critical")], facts
             )
         facts["reachable"] = True
         title = (
-            f"PostgreSQL {target.name} answers SELECT 1 in {facts['latency_ms']:.3g} ms "
+            f"{NAME} {target.name} answers SELECT 1 in {facts['latency_ms']:.3g} ms "
             f"(connect {facts['connect_ms']:.3g} ms, version {facts['server_version']})"
         )
         severity = "warning" if facts["latency_ms"] >= 500 else "ok"

@@ -20,7 +20,7 @@ from router.diagnose.base import (
     ProviderError,
     ProviderSettingsError,
 )
-from router.diagnose.planning import provider_name
+from router.diagnose.catalog import provider_title
 from router.yamlfile import ConfigError, load_yaml
 
 
@@ -33,7 +33,7 @@ class MisconfiguredProvider:
         self.problem = problem
 
     async def run(self, check: Check, context: AlertContext) -> CheckOutcome:
-        raise ProviderError(f"{provider_name(self.name)}: {self.problem}")
+        raise ProviderError(f"{provider_title(self.name)}: {self.problem}")
 
     async def close(self) -> None:
         """Nothing was opened."""

@@ -42,13 +42,14 @@ from router.diagnose.base import (
     http_failure,
     seconds,
 )
+from router.diagnose.catalog import PROMETHEUS
 from router.redact import Redactor
 from router.triage import Evidence, Finding
 from router.units import format_value
 
 MAX_POINTS = 240
 MAX_QUERY_BYTES = 64 * 1024  # a longer query is not sent: no server takes such a URL
-NAME = "Prometheus"
+NAME = PROMETHEUS.title
 TREND_TOLERANCE = 0.2  # |last - first| below this share of (max - min) is "flat"
 _FLIPPED = {">": "<", "<": ">", ">=": "<=", "<=": ">=", "==": "==", "!=": "!="}
 
@@ -87,8 +88,8 @@ def client_options(settings: PrometheusSettings) -> dict[str, Any]:
 class PrometheusProvider:
     """Read-only queries against one Prometheus (or a compatible API: Thanos, Mimir…)."""
 
-    name = "prometheus"
-    kinds = frozenset({"query", "range", "alert_expression"})
+    name = PROMETHEUS.name
+    kinds = PROMETHEUS.kinds
 
     def __init__(self, settings: PrometheusSettings, secrets: Iterable[str] = ()) -> None:
         if not settings.url:

@@ -15,9 +15,9 @@ import time
 from sqlalchemy import text
 
 from router.store.backlog import SinkBacklog, outbox_backlog
-from router.store.database import Database, StoreUnavailable, normalise_url
+from router.store.database import Clock, Database, StoreUnavailable, normalise_url
 from router.store.ingest import Ingest, IngestResult
-from router.store.jobs import Clock, Job, JobQueue
+from router.store.jobs import Job, JobQueue
 from router.store.lookup import AlertSummary, Lookup, StoredState
 from router.store.messages import Messages
 from router.store.outbox import Outbox, OutboxItem

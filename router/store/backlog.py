@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from router.store.database import Database
-from router.store.jobs import Clock
+from router.store.database import Clock, Database
 from router.store.schema import outbox
 
 

@@ -39,6 +39,7 @@ from router.store.turnstile import Turnstile
 
 log = logging.getLogger("router.store")
 T = TypeVar("T")
+Clock = Callable[[], float]  # the store's wall clock (time.time), injectable for tests
 
 
 class StoreUnavailable(Exception):

@@ -17,8 +17,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Select, desc, select
 
 from router.alerts import Alert
-from router.store.database import Database
-from router.store.jobs import Clock
+from router.store.database import Clock, Database
 from router.store.schema import alert_events, alerts
 from router.triage import AlertHistory
 

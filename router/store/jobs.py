@@ -8,9 +8,8 @@ alert run in arrival order.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, func, select, update
@@ -18,10 +17,9 @@ from sqlalchemy import Connection, bindparam, func, select, update
 from router.alerts import Alert
 from router.delivery import Delivery
 from router.store import leases
-from router.store.database import Database
-from router.store.schema import alert_events, outbox
-
-Clock = Callable[[], float]
+from router.store.database import Clock, Database
+from router.store.outbox import outbox_rows, queue_once
+from router.store.schema import alert_events
 
 
 @dataclass(frozen=True)
@@ -123,10 +121,19 @@ class JobQueue:
                     _FINISH,
                     [{"job_id": i.job.id, "result": i.result_json, "at": now} for i in mine],
                 )
-            rows = [_outbox_row(d, item.job, now) for item in mine for d in item.deliveries]
+            rows = [
+                row
+                for item in mine
+                for row in outbox_rows(
+                    item.deliveries,
+                    event_id=item.job.id,
+                    fingerprint=item.job.alert.fingerprint,
+                    lane=item.job.group_key,
+                    now=now,
+                )
+            ]
             if rows:
-                stmt = self.db.insert(outbox).on_conflict_do_nothing(index_elements=["key"])
-                conn.execute(stmt, rows)
+                conn.execute(queue_once(self.db), rows)
             return held
 
         held = await self.db.run_write(record)
@@ -181,17 +188,3 @@ def _job(row) -> Job:
         received_at=row.received_at,
         attempts=row.attempts,
     )
-
-
-def _outbox_row(delivery: Delivery, job: Job, now: float) -> dict:
-    return {
-        "key": delivery.key,
-        "event_id": job.id,
-        "fingerprint": job.alert.fingerprint,
-        "sink": delivery.sink,
-        "action": delivery.action,
-        "payload_json": json.dumps(delivery.payload, separators=(",", ":")),
-        "next_attempt_at": now,
-        "created_at": now,
-        "lane": delivery.payload.get("channel") or job.group_key,
-    }

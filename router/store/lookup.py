@@ -17,8 +17,7 @@ from typing import Any
 from sqlalchemy import desc, func, select
 
 from router.alerts import Alert
-from router.store.database import Database
-from router.store.jobs import Clock
+from router.store.database import Clock, Database
 from router.store.schema import alert_events, alerts, messages, pagerduty_incidents, retriages
 
 _INCIDENT_ID = re.compile(r"[A-Z0-9]{4,32}")

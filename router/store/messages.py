@@ -16,8 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from router.store.database import Database
-from router.store.jobs import Clock
+from router.store.database import Clock, Database
 from router.store.schema import messages
 
 

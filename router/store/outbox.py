@@ -1,7 +1,8 @@
 """The durable outbox: every remote call a sink makes, claimed and retried like a job.
 
-Rows are written in the transaction that finishes a triage (see ``JobQueue.complete``),
-keyed by an idempotency key so the same delivery is never queued twice. A row is
+Rows (``outbox_rows``, inserted by ``queue_once``) are written in the transaction that
+finishes a triage (``JobQueue.complete``) or records or finishes a re-triage
+(``Retriages``), keyed by an idempotency key so the same delivery is never queued twice. A row is
 not claimable while an earlier row of the same alert and sink is unfinished, so a
 resolve is never delivered before its trigger. Rows are claimed round-robin over their
 lane (the Slack channel, else the alert group), so one storm never starves the others.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,7 @@ from sqlalchemy import Connection, bindparam, func, or_, select, update
 
 from router.delivery import SETTLES, Delivery
 from router.store import leases
-from router.store.database import Database
-from router.store.jobs import Clock
+from router.store.database import Clock, Database
 from router.store.schema import outbox
 
 _STATES = leases.LeaseStates(waiting="pending", held="sending")
@@ -50,6 +50,32 @@ class Settled:
     item: OutboxItem
     values: dict[str, Any]
     settles: tuple[str, ...] = ()  # key prefixes of pending deliveries done with this one
+
+
+def outbox_rows(
+    deliveries: Iterable[Delivery], *, event_id: int, fingerprint: str, lane: str, now: float
+) -> list[dict[str, Any]]:
+    """The rows that queue one alert state's deliveries, due ``now``; a delivery's lane is its
+    Slack channel, else ``lane`` (the alert group, or the alert for a re-triage)."""
+    return [
+        {
+            "key": delivery.key,
+            "event_id": event_id,
+            "fingerprint": fingerprint,
+            "sink": delivery.sink,
+            "action": delivery.action,
+            "payload_json": json.dumps(delivery.payload, separators=(",", ":")),
+            "next_attempt_at": now,
+            "created_at": now,
+            "lane": delivery.payload.get("channel") or lane,
+        }
+        for delivery in deliveries
+    ]
+
+
+def queue_once(db: Database) -> Any:
+    """The insert of outbox rows that skips a key queued before: a delivery is queued once."""
+    return db.insert(outbox).on_conflict_do_nothing(index_elements=["key"])
 
 
 class Outbox:

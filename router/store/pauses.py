@@ -13,8 +13,7 @@ import time
 
 from sqlalchemy import select
 
-from router.store.database import Database
-from router.store.jobs import Clock
+from router.store.database import Clock, Database
 from router.store.schema import pauses
 
 REFRESH_SECONDS = 0.2

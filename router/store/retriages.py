@@ -20,8 +20,8 @@ from sqlalchemy import select, update
 
 from router.delivery import Delivery
 from router.store import leases
-from router.store.database import Database
-from router.store.jobs import Clock
+from router.store.database import Clock, Database
+from router.store.outbox import outbox_rows, queue_once
 from router.store.schema import outbox, retriages
 
 
@@ -169,19 +169,8 @@ async def _queue(
     fingerprint: str,
     now: float,
 ) -> None:
-    rows = [
-        {
-            "key": d.key,
-            "event_id": event_id,
-            "fingerprint": fingerprint,
-            "sink": d.sink,
-            "action": d.action,
-            "payload_json": json.dumps(d.payload, separators=(",", ":")),
-            "next_attempt_at": now,
-            "created_at": now,
-            "lane": d.payload.get("channel") or fingerprint,
-        }
-        for d in deliveries
-    ]
+    rows = outbox_rows(
+        deliveries, event_id=event_id, fingerprint=fingerprint, lane=fingerprint, now=now
+    )
     if rows:
-        await conn.execute(db.insert(outbox).on_conflict_do_nothing(index_elements=["key"]), rows)
+        await conn.execute(queue_once(db), rows)

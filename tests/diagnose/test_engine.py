@@ -14,8 +14,9 @@ from typing import Any
 from router.alerts import Alert
 from router.config import BUILTIN_PLAYBOOKS, BUILTIN_RUNBOOKS, Settings
 from router.diagnose.base import AlertContext, Check, CheckOutcome, ProviderError
-from router.diagnose.engine import Diagnostics, build_diagnostics
-from router.diagnose.playbooks import KNOWN_KINDS, load_playbooks
+from router.diagnose.catalog import KNOWN_KINDS
+from router.diagnose.engine import Diagnostics, build_diagnostics, configured_playbooks
+from router.diagnose.playbooks import load_playbooks
 from router.library import LibraryFinder, RunbookLibrary
 from router.redact import Redactor
 from router.triage import Classification, Evidence, Finding, TriageResult
@@ -346,7 +347,9 @@ async def test_build_diagnostics_keeps_the_builtins_under_user_playbooks(tmp_pat
     )
     settings = Settings(playbooks=[tmp_path], prometheus={"password": "pr0m-pass"})
     kube = FactsProvider("kubernetes", {"pods": {"x": "pr0m-pass"}})
-    engine = build_diagnostics(settings, LIBRARY, {"kubernetes": kube})
+    engine = build_diagnostics(
+        settings, configured_playbooks(settings), LIBRARY, {"kubernetes": kube}
+    )
     assert engine.playbooks.names() == [
         "crashloop",
         "db_saturation",

@@ -8,7 +8,8 @@ import pytest
 
 from router.config import BUILTIN_PLAYBOOKS, BUILTIN_RUNBOOKS
 from router.diagnose import templating
-from router.diagnose.playbooks import KNOWN_KINDS, TEMPLATE_VARIABLES, load_playbooks
+from router.diagnose.catalog import KNOWN_KINDS
+from router.diagnose.playbooks import TEMPLATE_VARIABLES, load_playbooks
 from router.diagnose.verdicts import RunbookPointers
 from router.library import RunbookLibrary
 from router.triage import BUILTIN_CATEGORIES, UNCLASSIFIED

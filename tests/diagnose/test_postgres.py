@@ -23,6 +23,7 @@ from router.config import PostgresSettings, PostgresTarget
 from router.diagnose.base import AlertContext, Check, ProviderError
 from router.diagnose.postgres import APPLICATION, PostgresProvider
 from router.triage import Classification
+from tests.harness.waiting import eventually
 from tests.pg import fresh_database
 from tests.procs import free_port
 
@@ -57,10 +58,7 @@ def plain(url: str) -> str:
 
 async def wait_for(connection: asyncpg.Connection, sql: str, *args: object) -> None:
     """Poll ``sql`` until it returns true: the server, not a sleep, says when we are ready."""
-    deadline = time.monotonic() + 15
-    while not await connection.fetchval(sql, *args):
-        assert time.monotonic() < deadline, f"never true: {sql} {args}"
-        await asyncio.sleep(0.05)
+    await eventually(lambda: connection.fetchval(sql, *args), 15, f"{sql} {args}", interval=0.05)
 
 
 @dataclass

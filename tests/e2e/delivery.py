@@ -8,7 +8,6 @@ real Alertmanager) and read what arrived at the fakes.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ from tests import factories
 from tests.harness.fake_pagerduty import API_TOKEN, FakePagerDuty, FakePagerDutyServer
 from tests.harness.fake_slack import TOKEN as SLACK_TOKEN
 from tests.harness.fake_slack import FakeSlack, FakeSlackServer
+from tests.harness.waiting import eventually_sync
 from tests.procs import RouterProcess, free_port
 
 WEBHOOK_TOKEN = "e2e-webhook-token"
@@ -130,13 +130,7 @@ class DeliveryStack:
 
     def wait(self, probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
         """Poll ``probe`` until it returns something truthy; fail with the router's log."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = probe()
-            if found:
-                return found
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}:\n{self.log_tail()}")
+        return eventually_sync(probe, timeout, lambda: f"{what}:\n{self.log_tail()}", interval=0.1)
 
     def log_tail(self, chars: int = 4000) -> str:
         logs = sorted(self.workdir.glob("router-*.log"))

@@ -19,6 +19,7 @@ import pytest
 
 from tests.harness import alertmanager as am
 from tests.harness.prometheus import PrometheusServer, TestExporter, available
+from tests.harness.waiting import eventually_sync
 from tests.pg import ADMIN_URL
 from tests.procs import RouterProcess, free_port
 
@@ -80,18 +81,26 @@ class Stack:
             return []
         return [json.loads(line) for line in self.console.read_text().splitlines() if line.strip()]
 
+    def delivered(self, status: str) -> dict | None:
+        """The first delivered PodCrashLooping record with this status, if any."""
+        return next(
+            (
+                record
+                for record in self.records()
+                if record["alert"]["labels"]["alertname"] == "PodCrashLooping"
+                and record["alert"]["status"] == status
+            ),
+            None,
+        )
+
     def wait_for(self, status: str, timeout: float = 45) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for record in self.records():
-                if (
-                    record["alert"]["labels"]["alertname"] == "PodCrashLooping"
-                    and record["alert"]["status"] == status
-                ):
-                    return record
-            time.sleep(0.2)
-        raise AssertionError(
-            f"no {status} PodCrashLooping delivered:\n{self.router.log_path.read_text()[-3000:]}"
+        return eventually_sync(
+            lambda: self.delivered(status),
+            timeout,
+            lambda: (
+                f"a {status} PodCrashLooping delivery:\n{self.router.log_path.read_text()[-3000:]}"
+            ),
+            interval=0.2,
         )
 
     def close(self) -> None:
@@ -149,10 +158,12 @@ async def test_alertmanager_retries_a_503_and_the_alert_arrives_once(tmp_path: P
             f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
         )
         stack.crash(True)
-        deadline = time.monotonic() + 30
-        while "status=503" not in stack.router.log_path.read_text():
-            assert time.monotonic() < deadline, "the router never answered 503"
-            time.sleep(0.2)
+        eventually_sync(
+            lambda: "status=503" in stack.router.log_path.read_text(),
+            30,
+            "the router to answer 503",
+            interval=0.2,
+        )
         assert stack.records() == []
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         firing = stack.wait_for("firing")

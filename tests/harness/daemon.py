@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
+
+from tests.harness.waiting import eventually_sync
 
 
 class Daemon:
@@ -22,17 +23,15 @@ class Daemon:
         self._wait_ready(ready_url)
 
     def _wait_ready(self, url: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited:\n{self.log_path.read_text()}")
             try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
+                return httpx.get(url, timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not become ready at {url}")
+                return False
+
+        eventually_sync(ready, timeout, f"{self.name} to become ready at {url}", 0.1)
 
     def close(self) -> None:
         self.process.terminate()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.harness.waiting import eventually_sync
 from tests.procs import free_port
 
 TOKEN = "fake-kube-bearer-token-0123456789"
@@ -136,8 +136,7 @@ class FakeKubeServer:
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
+        eventually_sync(lambda: self.server.started, 10, "the fake Kubernetes API to start", 0.01)
 
     def stop(self) -> None:
         self.server.should_exit = True

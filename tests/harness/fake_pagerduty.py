@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.harness.waiting import eventually_sync
 from tests.procs import free_port
 
 API_TOKEN = "u+fakePagerDutyApiToken0123"
@@ -289,11 +290,13 @@ class FakePagerDutyServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
+
+        def started() -> bool:
+            if not self.thread.is_alive():
                 raise RuntimeError("the fake PagerDuty did not start")
-            time.sleep(0.01)
+            return self.server.started
+
+        eventually_sync(started, 10, "the fake PagerDuty to start", 0.01)
 
     @property
     def url(self) -> str:

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.harness.waiting import eventually_sync
 from tests.procs import free_port
 
 TOKEN = "xoxb-1111-2222-fakeslacktoken0123456789"
@@ -344,8 +345,7 @@ class FakeSlackServer:
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
+        eventually_sync(lambda: self.server.started, 10, "the fake Slack to start", 0.01)
 
     @property
     def api_url(self) -> str:

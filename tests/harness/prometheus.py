@@ -13,11 +13,9 @@ Tests that need Prometheus skip, saying why, when the binary is not installed.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -28,6 +26,7 @@ import yaml
 
 from tests.harness.daemon import Daemon
 from tests.harness.quiet_http import QuietHTTPServer
+from tests.harness.waiting import eventually, eventually_sync
 from tests.procs import free_port
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -150,26 +149,21 @@ class PrometheusServer:
 
     def wait_for(self, expr: str, timeout: float = 20) -> list[dict]:
         """Wait until ``expr`` returns at least one series (instead of sleeping blindly)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if result := self.query(expr):
-                return result
-            time.sleep(0.2)
-        raise AssertionError(f"{expr} returned nothing within {timeout} s")
+        return eventually_sync(
+            lambda: self.query(expr), timeout, f"{expr} to return a series", interval=0.2
+        )
 
     async def wait_for_sample(self, expr: str, timeout: float = 20) -> list[dict]:
         """``wait_for`` for async tests: ``await prom.wait_for_sample('up{job="exporter"} == 1')``."""
-        deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
-            while time.monotonic() < deadline:
-                response = await client.get("/api/v1/query", params={"query": expr})
-                body = response.json()
+
+            async def query() -> list[dict]:
+                body = (await client.get("/api/v1/query", params={"query": expr})).json()
                 if body.get("status") != "success":
                     raise AssertionError(f"{expr}: {body.get('error')}")
-                if result := body["data"]["result"]:
-                    return result
-                await asyncio.sleep(0.2)
-        raise AssertionError(f"{expr} returned nothing within {timeout} s")
+                return body["data"]["result"]
+
+            return await eventually(query, timeout, f"{expr} to return a series", interval=0.2)
 
     def reload(self) -> None:
         """Re-read the configuration and rule files (``--web.enable-lifecycle``)."""

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from router.alerts import WebhookPayload
-from router.config import PagerDutySettings, Settings, SlackSettings, load_settings
+from router.config import PagerDutySettings, Settings, SlackSettings, WorkerSettings, load_settings
 from router.integrations.pagerduty.sink import PagerDutySink
 from router.integrations.slack.response import SlackResponseSink
 from router.integrations.slack.sink import SlackSink
@@ -32,7 +32,7 @@ from router.service import build_pipeline, load_components
 from router.store import Store, open_store
 from router.triage import Diagnosis, Finding, TriageResult
 from router.web import create_app
-from router.worker import WorkerOptions, Workers
+from router.worker import Workers
 from tests import factories
 from tests.harness.fake_pagerduty import API_TOKEN, ROUTING_KEY, FakePagerDuty, FakePagerDutyServer
 from tests.harness.fake_slack import TOKEN, FakeSlack
@@ -42,7 +42,7 @@ from tests.web.webhelpers import LiveServer
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 PD_SECRET = "pd-webhook-secret-0123456789abcdef"
 PD_OLD_SECRET = "pd-webhook-secret-old-9876543210"
-FAST = WorkerOptions(count=2, lease_seconds=5, poll_seconds=0.05, shutdown_grace_seconds=0.5)
+FAST = WorkerSettings(count=2, lease_seconds=5, poll_seconds=0.05, shutdown_grace_seconds=0.5)
 CRASHLOOP = {"namespace": "shop", "pod": "api-7d9c5-x2", "severity": "critical"}
 
 

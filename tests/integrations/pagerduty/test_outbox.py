@@ -9,18 +9,18 @@ from collections.abc import AsyncIterator
 import pytest
 
 from router.alerts import WebhookPayload
-from router.config import load_settings
+from router.config import WorkerSettings, load_settings
 from router.integrations.pagerduty.sink import PagerDutySink
 from router.metrics import Metrics
 from router.service import build_pipeline, load_components
 from router.store import Store
-from router.worker import WorkerOptions, Workers
+from router.worker import Workers
 from tests import factories
 from tests.harness.fake_pagerduty import API_TOKEN, FakePagerDuty, FakePagerDutyServer
 from tests.harness.waiting import eventually
 from tests.integrations.pagerduty.support import ROUTING_KEY, settings_for
 
-FAST = WorkerOptions(count=2, lease_seconds=5, poll_seconds=0.05, shutdown_grace_seconds=0.5)
+FAST = WorkerSettings(count=2, lease_seconds=5, poll_seconds=0.05, shutdown_grace_seconds=0.5)
 CRASHLOOP = {"namespace": "shop", "pod": "api-7d9c5-x2", "severity": "critical"}
 
 

@@ -13,6 +13,7 @@ from router.integrations.slack.sink import SlackSink
 from router.store import Store
 from router.triage import Classification
 from tests.harness.fake_slack import FakeSlack, settings_for, triage_result
+from tests.harness.waiting import eventually
 
 
 class FakeTime:
@@ -110,10 +111,7 @@ async def test_a_storm_is_summarised_in_one_message_edited_at_most_every_few_sec
     await asyncio.sleep(0.05)
     assert fake.requests("chat.update") == []
     clock.now += 5  # the scheduled edit runs after five seconds
-    for _ in range(200):
-        if fake.requests("chat.update"):
-            break
-        await asyncio.sleep(0.005)
+    await eventually(lambda: fake.requests("chat.update"), 1, "the scheduled edit", 0.005)
     await asyncio.sleep(0.05)
     updates = fake.requests("chat.update")
     assert len(updates) == 1 and updates[0].body["ts"] == summary["ts"]
