@@ -10,6 +10,7 @@ import sys
 
 import uvicorn
 
+from router import heap
 from router.config import load_settings
 from router.metrics import Metrics
 from router.store import open_store
@@ -21,6 +22,7 @@ async def main(port: int) -> None:
     store = await open_store(settings.database_url)
     app = create_app(settings, store, Metrics())
     config = uvicorn.Config(app, port=port, log_level="warning", access_log=False, lifespan="off")
+    heap.settle()  # as serve does
     try:
         await uvicorn.Server(config).serve()
     finally:

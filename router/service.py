@@ -14,6 +14,7 @@ from typing import Literal
 
 import uvicorn
 
+from router import heap
 from router.alerts import WebhookPayload
 from router.classify import EvidenceClassifier, RuleSet, load_rules
 from router.classify.rules import read_rules
@@ -296,6 +297,7 @@ async def serve(settings: Settings, *, host: str, port: int, worker_processes: i
         worker_processes or "none, in-process",
     )
     grace = settings.worker.shutdown_grace_seconds
+    heap.settle()
     if in_process:
         await runtime.start()
     else:
@@ -324,6 +326,7 @@ async def work(settings: Settings, *, supervised: bool = False) -> None:
     if supervised:
         become_supervised()
     runtime = await open_runtime(settings, components)
+    heap.settle()
     await runtime.start()
     log.info("worker process %d taking work (niceness %d)", os.getpid(), os.nice(0))
     try:
