@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         _work,
         "Run triage and delivery only, no web app: workers scaled apart from `serve`.",
     )
-    work.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    work.add_argument("--supervised", type=int, metavar="PID", help=argparse.SUPPRESS)
     verb("check", _check, "Validate the configuration, rules and runbooks: file:line per problem.")
     classify = verb(
         "classify", _classify, "Print each alert's category and runbook section (JSON lines)."
@@ -166,7 +166,7 @@ def _worker_count(text: str) -> int:
 def _work(args: argparse.Namespace) -> int:
     from router.service import work
 
-    asyncio.run(work(_settings(args), supervised=args.supervised))
+    asyncio.run(work(_settings(args), supervisor=args.supervised))
     return EXIT_OK
 
 

@@ -39,7 +39,7 @@ def default_worker_processes() -> int:
 def worker_command(config_file: Path | None) -> list[str]:
     """How ``serve`` starts one worker process: the same interpreter and configuration."""
     config = ["--config", str(config_file)] if config_file else []
-    return [sys.executable, "-m", "router", "work", "--supervised", *config]
+    return [sys.executable, "-m", "router", "work", "--supervised", str(os.getpid()), *config]
 
 
 @contextlib.contextmanager
@@ -57,14 +57,14 @@ def metrics_shared_by_processes() -> Iterator[None]:
             del os.environ[METRICS_DIR_VARIABLE]
 
 
-def become_supervised() -> None:
-    """In a worker that ``serve`` started: lower its priority; die when the web process dies."""
+def become_supervised(supervisor: int) -> None:
+    """In a worker that the web process ``supervisor`` started, first thing: lower its
+    priority; die when the web process dies, also if it died already."""
     os.nice(WORKER_NICENESS)
-    parent = os.getppid()
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the web process went before the request took effect
+    if os.getppid() != supervisor:  # it went before the request took effect: orphaned
         os.kill(os.getpid(), signal.SIGKILL)
 
 

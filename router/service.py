@@ -313,18 +313,19 @@ async def serve(settings: Settings, *, host: str, port: int, worker_processes: i
         log.info("runbook-router stopped")
 
 
-async def work(settings: Settings, *, supervised: bool = False) -> None:
+async def work(settings: Settings, *, supervisor: int | None = None) -> None:
     """Run triage and delivery (no web app) until SIGINT/SIGTERM, then shut down cleanly.
 
-    ``supervised``: started by ``serve``, which has already logged the start-up warnings.
+    ``supervisor``: the web process that started this one (``serve``); it has already
+    logged the start-up warnings, and this process dies with it.
     """
+    if supervisor is not None:
+        become_supervised(supervisor)  # before start-up, which takes seconds
     stopping = asyncio.Event()  # a signal during start-up stops it cleanly too
     loop = asyncio.get_running_loop()
     for sig in _SIGNALS:
         loop.add_signal_handler(sig, stopping.set)
-    components = _start_up(settings, warn=not supervised)
-    if supervised:
-        become_supervised()
+    components = _start_up(settings, warn=supervisor is None)
     runtime = await open_runtime(settings, components)
     heap.settle()
     await runtime.start()

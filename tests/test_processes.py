@@ -122,6 +122,26 @@ def test_killing_the_web_process_takes_its_workers_with_it(tmp_path: Path) -> No
     )
 
 
+def test_a_worker_whose_web_process_died_before_it_started_does_not_outlive_it(
+    tmp_path: Path,
+) -> None:
+    """The web process killed while its worker was still starting: the worker finds it is
+    an orphan (its parent is not the web process that started it) and ends at once."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a web process that is no more
+    env = {**os.environ, **environment(tmp_path), "ROUTER_DATA_DIR": str(tmp_path / "data")}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "router", "work", "--supervised", str(gone.pid)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert worker.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        worker.kill()
+
+
 def test_work_runs_alone_and_shares_the_queue_with_serve(tmp_path: Path) -> None:
     env = environment(tmp_path)
     router = RouterProcess(tmp_path, env, args=["--workers", "1"]).start()
