@@ -21,6 +21,7 @@ substitution can turn one command into two.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -96,6 +97,7 @@ def _listed(values: Mapping[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in values.items())
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical(name: str) -> str | None:
     """The placeholder a written name stands for (``POD_NAME`` → ``pod``), or None."""
     key = name.lower().replace("-", "").replace("_", "")
@@ -144,23 +146,36 @@ def fill(markdown: str, values: Mapping[str, str]) -> Filled:
     def in_code(text: str) -> str:
         return _PLACEHOLDER.sub(substitute, text)
 
-    lines, fence = [], ""
+    template = "".join(in_code(text) if code else text for text, code in _parts(markdown))
+    values_of = {mark: value for value, mark in marks.items()}
+    if _MARK_OPEN in markdown:  # a marker would be ambiguous: no template
+        return Filled(unmark(template, values_of), filled, refused)
+    return Filled(unmark(template, values_of), filled, refused, template, values_of)
+
+
+@functools.lru_cache(maxsize=512)
+def _parts(markdown: str) -> tuple[tuple[str, bool], ...]:
+    """``markdown`` cut into its pieces, each with whether it is code (a fenced block's
+    line or an inline span's content), in order; the same for every alert of a section."""
+    parts: list[tuple[str, bool]] = []
+    fence = ""
     for line in markdown.splitlines(keepends=True):
         opening = _FENCE.match(line)
         if fence:
             closes = opening and opening[1][0] == fence[0] and len(opening[1]) >= len(fence)
             fence = "" if closes and not line.strip().strip(fence[0]) else fence
-            lines.append(line if not fence else in_code(line))
+            parts.append((line, bool(fence)))
         elif opening:
             fence = opening[1]
-            lines.append(line)
+            parts.append((line, False))
         else:
-            lines.append(_INLINE.sub(lambda m: m[1] + in_code(m[2]) + m[1], line))
-    template = "".join(lines)
-    values_of = {mark: value for value, mark in marks.items()}
-    if _MARK_OPEN in markdown:  # a marker would be ambiguous: no template
-        return Filled(unmark(template, values_of), filled, refused)
-    return Filled(unmark(template, values_of), filled, refused, template, values_of)
+            start = 0
+            for span in _INLINE.finditer(line):
+                parts += [(line[start : span.start()] + span[1], False), (span[2], True)]
+                parts.append((span[1], False))
+                start = span.end()
+            parts.append((line[start:], False))
+    return tuple(parts)
 
 
 def unmark(text: str, marks: Mapping[str, str]) -> str:

@@ -52,12 +52,35 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# What each of ``_PATTERNS`` cannot match without, in the same order.
+_NEEDS: tuple[Any, ...] = (
+    # (Case-insensitive matching knows letters beyond ASCII that lower() does not map.)
+    lambda text: not text.isascii() or "authorization" in text.lower(),
+    lambda text: "Bearer" in text or "Basic" in text,
+    lambda text: "xox" in text or "xapp-" in text,
+    lambda text: "://" in text,
+    lambda text: "=" in text or ":" in text,
+)
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Return ``text`` with the given secret values and credential-like patterns masked."""
-    for secret in sorted(_variants(secrets), key=len, reverse=True):
+    return _redact(text, _longest_first(_variants(secrets)))
+
+
+def _longest_first(variants: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(variants, key=len, reverse=True))
+
+
+def _redact(text: str, ordered: tuple[str, ...]) -> str:
+    """:func:`redact` with the secrets' variants already made and ordered longest first."""
+    for secret in ordered:
         text = text.replace(secret, MASK)
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    # Each pattern only where it can match: every one needs a piece of literal text
+    # (a text with none of them, a label value say, skips the regular expressions).
+    for (pattern, replacement), needed in zip(_PATTERNS, _NEEDS, strict=True):
+        if needed(text):
+            text = pattern.sub(replacement, text)
     return text
 
 
@@ -88,6 +111,7 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
+        self._ordered: tuple[str, ...] = ()
         for secret in secrets:
             self.add(secret)
 
@@ -97,9 +121,11 @@ class Redactor:
             secret = secret.get_secret_value()
         if secret:
             self._secrets |= _variants([secret])
+            # As :func:`redact` does: the variants' own variants too.
+            self._ordered = _longest_first(_variants(self._secrets))
 
     def __call__(self, text: str) -> str:
-        return redact(text, self._secrets)
+        return _redact(text, self._ordered)
 
     def value(self, value: Any) -> Any:
         """Redact strings inside ``value`` (dicts, lists, tuples); other scalars pass through."""

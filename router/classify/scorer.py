@@ -7,6 +7,7 @@ reaches :data:`THRESHOLD` and beats the runner-up by :data:`MARGIN`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -56,8 +57,14 @@ def decide(signals: Iterable[Signal]) -> Decision:
     return Decision(winner, scores)
 
 
+@functools.lru_cache(maxsize=1024)
 def expression_facts(expression: str) -> ExprFacts:
-    """Facts from the parsed expression, or from its tokens when it does not parse."""
+    """Facts from the parsed expression, or from its tokens when it does not parse.
+
+    Memoised (the facts are frozen): the classifier and the runbook finder both read
+    the alert's expression, and the alerts of one rule share it. Both callers bound its
+    length (``MAX_EXPRESSION_CHARS``), which bounds the cache.
+    """
     try:
         return facts_from_ast(parse(expression))
     except PromQLError as exc:

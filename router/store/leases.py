@@ -12,11 +12,26 @@ replicas claim side by side. A holder renews its leases while it works
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, and_, exists, func, or_, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from router.store.database import Database
@@ -44,7 +59,37 @@ async def claim(
     fair_by: str | None = None,
 ) -> list[tuple[Any, bool]]:
     """Lease up to ``limit`` rows; each comes back with whether its last holder died."""
+    query, take = _claim_statements(table, states, due_column, tuple(group_by), fair_by)
+    params = {"now": now, "limit": limit}
+
+    def lease(conn: Connection) -> list[tuple[Any, bool]]:
+        previous = {row.id: row.state for row in conn.execute(query, params)}
+        if not previous:
+            return []
+        rows = conn.execute(
+            take, {"ids": list(previous), "owner": owner, "lease_until": lease_until}
+        )
+        return [(row, previous[row.id] == states.held) for row in rows]
+
+    claimed = await db.run_write(lease)
+    return sorted(claimed, key=lambda pair: pair[0].id)
+
+
+@functools.cache
+def _claim_statements(
+    table: Table,
+    states: LeaseStates,
+    due_column: str,
+    group_by: tuple[str, ...],
+    fair_by: str | None,
+) -> tuple[Select[Any], Update]:
+    """The claim's two statements, built once per table and shape.
+
+    The time, the limit, the owner, the lease's end and the claimed ids are bound
+    parameters, so SQLAlchemy neither rebuilds nor re-compiles them per call.
+    """
     due: Column = table.c[due_column]
+    now = bindparam("now")
     runnable = or_(
         and_(table.c.state == states.waiting, due <= now),
         and_(table.c.state == states.held, table.c.lease_until < now),
@@ -60,33 +105,26 @@ async def claim(
         conditions.append(~blocked)
     # The conditions stay on the locked table itself: PostgreSQL re-checks them on a row
     # another claimer committed meanwhile, and skips it (a subquery is not re-checked).
-    query = select(table.c.id, table.c.state).where(*conditions).limit(limit)
+    query = select(table.c.id, table.c.state).where(*conditions)
+    query = query.limit(bindparam("limit", type_=Integer))
     if fair_by is None:
         query = query.order_by(table.c.id)
     else:
         turns = _turns(table, conditions, fair_by)
         query = query.join(turns, turns.c.id == table.c.id).order_by(turns.c.turn, table.c.id)
     query = query.with_for_update(skip_locked=True, of=table)
-
-    def lease(conn: Connection) -> list[tuple[Any, bool]]:
-        previous = {row.id: row.state for row in conn.execute(query)}
-        if not previous:
-            return []
-        rows = conn.execute(
-            update(table)
-            .where(table.c.id.in_(previous))
-            .values(
-                state=states.held,
-                lease_owner=owner,
-                lease_until=lease_until,
-                attempts=table.c.attempts + 1,
-            )
-            .returning(table)
+    take = (
+        update(table)
+        .where(table.c.id.in_(bindparam("ids", expanding=True)))
+        .values(
+            state=states.held,
+            lease_owner=bindparam("owner"),
+            lease_until=bindparam("lease_until"),
+            attempts=table.c.attempts + 1,
         )
-        return [(row, previous[row.id] == states.held) for row in rows]
-
-    claimed = await db.run_write(lease)
-    return sorted(claimed, key=lambda pair: pair[0].id)
+        .returning(table)
+    )
+    return query, take
 
 
 def _turns(table: Table, conditions: list[Any], fair_by: str) -> Any:

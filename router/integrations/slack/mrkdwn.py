@@ -78,17 +78,29 @@ class Conversions:
     def __init__(self, size: int = 512) -> None:
         self.size = size
         self._done: OrderedDict[str, tuple[tuple[Block, ...], str]] = OrderedDict()
+        # The last answer: one alert's message and thread replies ask for its section
+        # several times in a row.
+        self._last: tuple[tuple[str, str, tuple[tuple[str, str], ...]], tuple[Block, ...]] | None
+        self._last = None
 
     def blocks(
         self, markdown: str, template: str = "", marks: Mapping[str, str] | None = None
     ) -> list[Block]:
         """The blocks of ``markdown``, which is ``template`` with its ``marks`` replaced."""
         marks = marks or {}
+        key = (markdown, template, tuple(marks.items()))
+        if self._last is not None and self._last[0] == key:
+            return list(self._last[1])
+        found = self._blocks(markdown, template, marks)
+        self._last = key, found
+        return list(found)
+
+    def _blocks(self, markdown: str, template: str, marks: Mapping[str, str]) -> tuple[Block, ...]:
         if template:
             converted, in_code = self._converted(template)
             if all(template.count(mark) == in_code.count(mark) for mark in marks):
-                return [Block(b.kind, _unmarked(b.text, marks)) for b in converted]
-        return list(self._converted(markdown)[0])
+                return tuple(Block(b.kind, _unmarked(b.text, marks)) for b in converted)
+        return self._converted(markdown)[0]
 
     def _converted(self, markdown: str) -> tuple[tuple[Block, ...], str]:
         """The blocks, and the content of every code span and block (taken as written)."""
