@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
@@ -71,10 +72,18 @@ class TextFormatter(_RedactingFormatter):
 
 
 def _text_value(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    if not text or any(c.isspace() or c in '"=' for c in text):
+    if isinstance(value, str):
+        text = value
+    elif type(value) is int:  # most fields: counts, statuses (not bool, which JSON spells)
+        text = str(value)
+    else:
+        text = json.dumps(value, default=str)
+    if not text or _NEEDS_QUOTES.search(text):
         return json.dumps(text)
     return text
+
+
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
 
 
 class JsonFormatter(_RedactingFormatter):

@@ -8,6 +8,7 @@ Everything is replaced by ``***``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -19,6 +20,9 @@ from pydantic import BaseModel, SecretStr
 MASK = "***"
 
 _SECRET_KEYS = r"[\w.-]*?(?:token|password|passwd|pwd|secret|api[_-]?key|routing[_-]?key)"
+
+# A piece of every name ``_SECRET_KEYS`` matches, lower-cased.
+_KEY_WORD = re.compile("token|passw|pwd|secret|api|routing")
 
 _SECRET_KEY = re.compile(r"(?i)" + _SECRET_KEYS + r"|authorization|dsn")
 
@@ -59,7 +63,7 @@ _NEEDS: tuple[Any, ...] = (
     lambda text: "Bearer" in text or "Basic" in text,
     lambda text: "xox" in text or "xapp-" in text,
     lambda text: "://" in text,
-    lambda text: "=" in text or ":" in text,
+    lambda text: not text.isascii() or _KEY_WORD.search(text.lower()) is not None,
 )
 
 
@@ -84,6 +88,7 @@ def _redact(text: str, ordered: tuple[str, ...]) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=1024)  # field names: a small set, asked about per log line
 def is_secret_key(name: str) -> bool:
     """Whether a field named ``name`` (``bot_token``, ``password``, ``api_key``…) holds a secret."""
     return _SECRET_KEY.fullmatch(name) is not None

@@ -53,6 +53,22 @@ def test_patterns(text, expected):
     assert redact(text) == expected
 
 
+_KEYS = ["token", "Password", "PASSWD", "pwd", "client_secret", "X-Api-Key", "APIKEY",
+         "routing-key", "authorization", "dsn"]  # fmt: skip
+_SHAPES = ["{k}=v4lue", '"{k}": "v4lue"', "{k}: Bearer abc.def1", "{k} xoxb-1-2 u://a:b@h",
+           "\u212a {k}=v4lue", "nothing={k}", "{k}"]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", [s.format(k=k) for k in _KEYS for s in _SHAPES])
+def test_a_pattern_is_skipped_only_where_it_cannot_match(text):
+    from router.redact import _PATTERNS
+
+    unguarded = text
+    for pattern, replacement in _PATTERNS:
+        unguarded = pattern.sub(replacement, unguarded)
+    assert redact(text) == unguarded
+
+
 def test_known_secrets_and_their_escaped_forms():
     secret = 'we"ird\\pass'
     redactor = Redactor([secret])
