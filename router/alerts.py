@@ -7,6 +7,7 @@ time ``0001-01-01T00:00:00Z`` as ``endsAt``, so its state comes from ``status``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime
 from typing import Literal
@@ -57,7 +58,7 @@ class Alert(BaseModel):
     def alertname(self) -> str:
         return self.labels.get("alertname", "")
 
-    @property
+    @functools.cached_property  # asked for several times per alert on the ingest path
     def state_key(self) -> str:
         """What makes two deliveries of this alert the same notification.
 

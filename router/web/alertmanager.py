@@ -9,17 +9,19 @@ a 4xx for good, so anything transient is a 5xx.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
+import msgspec
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from router.alerts import WebhookPayload
+from router.alerts import Status, WebhookPayload
 from router.jsonbody import BadJSON, parse_json
 from router.metrics import Metrics
 from router.store import IngestResult, Store, StoreUnavailable
@@ -58,6 +60,7 @@ class AlertmanagerWebhook:
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.on_ingest = on_ingest
+        self._received = {s: metrics.alerts_received.labels(s) for s in get_args(Status)}
 
     async def post(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -87,15 +90,13 @@ class AlertmanagerWebhook:
         refuse_when_draining(request)
         result = await self._ingest(payload)
         outcome.fields.update(new=result.new, duplicates=result.duplicates)
-        return JSONResponse(
-            {
-                "status": "accepted",
-                "alerts": len(payload.alerts),
-                "new": result.new,
-                "duplicates": result.duplicates,
-            },
-            status_code=202,
-        )
+        ack = {
+            "status": "accepted",
+            "alerts": len(payload.alerts),
+            "new": result.new,
+            "duplicates": result.duplicates,
+        }
+        return Response(msgspec.json.encode(ack), 202, media_type="application/json")
 
     def _authenticate(self, request: Request) -> None:
         if not self.auth.check(request.headers.get("authorization")):
@@ -111,9 +112,10 @@ class AlertmanagerWebhook:
             result = await self.store.ingest(payload)
         except StoreUnavailable as exc:
             raise unavailable("store unavailable, retry later", reason=str(exc)) from exc
-        for alert in payload.alerts:
-            self.metrics.alerts_received.labels(alert.status).inc()
-        self.metrics.alert_duplicates.inc(result.duplicates)
+        for status, count in collections.Counter(a.status for a in payload.alerts).items():
+            self._received[status].inc(count)
+        if result.duplicates:
+            self.metrics.alert_duplicates.inc(result.duplicates)
         if result.new and self.on_ingest is not None:
             self.on_ingest()
         return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,6 +30,7 @@ class RequestMetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,10 +48,19 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_recording)
         finally:
-            endpoint = endpoint_label(scope)
-            self.metrics.http_request_duration.labels(endpoint).observe(
-                time.perf_counter() - started
+            method = method_label(scope["method"])
+            duration, count = self._series(endpoint_label(scope), method, status)
+            duration.observe(time.perf_counter() - started)
+            count.inc()
+
+    def _series(self, endpoint: str, method: str, status: int) -> tuple[Any, Any]:
+        """The duration and count series of one endpoint, method and status, bound once."""
+        key = (endpoint, method, status)
+        series = self._children.get(key)
+        if series is None:  # few: route templates, known methods, statuses
+            series = (
+                self.metrics.http_request_duration.labels(endpoint),
+                self.metrics.http_requests.labels(endpoint, method, str(status)),
             )
-            self.metrics.http_requests.labels(
-                endpoint, method_label(scope["method"]), str(status)
-            ).inc()
+            self._children[key] = series
+        return series
