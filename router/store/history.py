@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Select, desc, select
+import msgspec
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, desc, select
 
 from router.alerts import Alert
 from router.store.database import Clock, Database
@@ -25,6 +26,18 @@ DAYS = 7
 MAX_ROWS = 200  # newest event rows read per query
 MAX_NAMESAKES = 20  # other fingerprints of the same alert name looked at
 SCOPE_LABELS = ("namespace", "service")
+
+
+class _Stored(msgspec.Struct):
+    """The part of a stored alert the history reads (the rest of its JSON is skipped)."""
+
+    status: str = ""
+    startsAt: str = ""
+    endsAt: str | None = None
+    labels: dict[str, str] = {}
+
+
+_decode = msgspec.json.Decoder(_Stored).decode
 
 
 @dataclass(frozen=True)
@@ -39,16 +52,12 @@ class _State:
     labels: dict[str, str]
 
     @classmethod
-    def of(cls, row: object) -> _State:
-        alert = json.loads(row.alert_json)  # type: ignore[attr-defined]
-        return cls(
-            row.id,  # type: ignore[attr-defined]
-            row.fingerprint,  # type: ignore[attr-defined]
-            alert.get("status", ""),
-            alert.get("startsAt", ""),
-            alert.get("endsAt"),
-            alert.get("labels") or {},
-        )
+    def of(cls, id_: int, fingerprint: str, alert_json: str) -> _State:
+        try:
+            alert = _decode(alert_json)
+        except msgspec.DecodeError:  # not as this version stores it: an episode without details
+            alert = _Stored()
+        return cls(id_, fingerprint, alert.status, alert.startsAt, alert.endsAt, alert.labels)
 
 
 class History:
@@ -64,12 +73,11 @@ class History:
         return await self.db.run_read(lambda conn: self._read(conn, alert, since))
 
     def _read(self, conn: Connection, alert: Alert, since: float) -> AlertHistory | None:
-        states = _states(conn, alert_events.c.fingerprint == alert.fingerprint, since)
-        episodes = _episodes(states, alert)
+        own = {"fingerprint": alert.fingerprint, "since": since}
+        episodes = _episodes(_states(conn, _OWN_STATES, own), alert)
         scope = ""
         if not episodes and (scope := _scope(alert)):
-            namesakes = alert_events.c.fingerprint.in_(_namesakes(alert))
-            states = _states(conn, namesakes, since)
+            states = _states(conn, _NAMESAKE_STATES, {**own, "alertname": alert.alertname})
             episodes = _episodes([s for s in states if _same_scope(s, alert)], alert)
         if not episodes:
             return None
@@ -83,16 +91,43 @@ class History:
         )
 
 
-def _states(conn: Connection, condition: object, since: float) -> list[_State]:
-    """The newest ``MAX_ROWS`` states matching ``condition``, without their triage results
-    (the one verdict shown is read on its own: results are most of a row's size)."""
-    query = (
+def _newest_states(condition: ColumnElement[bool]) -> Select:
+    """The newest ``MAX_ROWS`` states matching ``condition`` since ``:since``, without their
+    triage results (the one verdict shown is read on its own: results are most of a row)."""
+    return (
         select(alert_events.c.id, alert_events.c.fingerprint, alert_events.c.alert_json)
-        .where(condition, alert_events.c.received_at >= since)
+        .where(condition, alert_events.c.received_at >= bindparam("since"))
         .order_by(desc(alert_events.c.id))
         .limit(MAX_ROWS)
     )
-    return [_State.of(row) for row in conn.execute(query)]
+
+
+# Built once: the per-alert work is binding ``:fingerprint``, ``:alertname`` and ``:since``.
+_OWN_STATES = _newest_states(alert_events.c.fingerprint == bindparam("fingerprint"))
+# The other fingerprints of the same alert name, most recently updated first.
+_NAMESAKES = (
+    select(alerts.c.fingerprint)
+    .where(
+        alerts.c.alertname == bindparam("alertname"),
+        alerts.c.fingerprint != bindparam("fingerprint"),
+    )
+    .order_by(desc(alerts.c.updated_at))
+    .limit(MAX_NAMESAKES)
+)
+_NAMESAKE_STATES = _newest_states(alert_events.c.fingerprint.in_(_NAMESAKES.scalar_subquery()))
+_NEWEST_RESULT = (
+    select(alert_events.c.result_json)
+    .where(
+        alert_events.c.id.in_(bindparam("ids", expanding=True)),
+        alert_events.c.result_json.is_not(None),
+    )
+    .order_by(desc(alert_events.c.id))
+    .limit(1)
+)
+
+
+def _states(conn: Connection, query: Select, params: dict[str, object]) -> list[_State]:
+    return [_State.of(*row) for row in conn.execute(query, params)]
 
 
 def _verdict(conn: Connection, episode: list[_State]) -> str | None:
@@ -100,24 +135,8 @@ def _verdict(conn: Connection, episode: list[_State]) -> str | None:
     firing = [s.id for s in episode if s.status == "firing"]
     if not firing:
         return None
-    query = (
-        select(alert_events.c.result_json)
-        .where(alert_events.c.id.in_(firing), alert_events.c.result_json.is_not(None))
-        .order_by(desc(alert_events.c.id))
-        .limit(1)
-    )
-    result = conn.execute(query).scalar()
+    result = conn.execute(_NEWEST_RESULT, {"ids": firing}).scalar()
     return _top_verdict(result) if result else None
-
-
-def _namesakes(alert: Alert) -> Select:
-    """The other fingerprints of the same alert name, most recently updated first."""
-    return (
-        select(alerts.c.fingerprint)
-        .where(alerts.c.alertname == alert.alertname, alerts.c.fingerprint != alert.fingerprint)
-        .order_by(desc(alerts.c.updated_at))
-        .limit(MAX_NAMESAKES)
-    )
 
 
 def _episodes(states: Iterable[_State], current: Alert) -> list[list[_State]]:

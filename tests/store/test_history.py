@@ -102,6 +102,22 @@ async def test_a_new_fingerprint_gets_its_namesakes_in_the_same_namespace(
     assert await History(store.db, clock).of(elsewhere) is None
 
 
+async def test_a_stored_state_it_cannot_read_counts_without_its_details(
+    store: Store, clock: FakeClock
+) -> None:
+    await fire(store, clock, minutes=5)
+    current = await fire(store, clock, minutes=None)
+    async with store.db.write() as conn:  # as a future version might have written it
+        await conn.execute(
+            alert_events.update()
+            .where(alert_events.c.id == 1)
+            .values(alert_json='{"status": 7, "labels": []}')
+        )
+    history = await History(store.db, clock).of(current)
+    assert history is not None
+    assert (history.earlier, history.minutes_to_resolve) == (2, [5.0])  # its resolve still reads
+
+
 async def count(store: Store, table) -> int:
     async with store.db.read() as conn:
         return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
