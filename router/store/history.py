@@ -2,7 +2,7 @@
 
 Read at triage time from ``alert_events`` with bounded, indexed queries only: the
 alert's fingerprint (``ix_alert_events_fingerprint``), and for a fingerprint never seen
-before, the same alert name (``ix_alerts_alertname``) in the same namespace or service.
+before, the same alert name (``ix_alerts_alertname_updated``) in the same namespace or service.
 Each query reads at most ``MAX_ROWS`` rows, however large the store grows.
 """
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
 
 from router.alerts import WebhookPayload
 from router.delivery import Delivery
@@ -28,6 +28,20 @@ async def test_migrates_and_records_version(store: Store, db_url: str) -> None:
     again = await open_store(db_url)
     assert await again.schema_version() == LATEST_VERSION
     await again.close()
+
+
+async def test_version_6_indexes_namesakes_by_name_and_time(store: Store, db_url: str) -> None:
+    async with store.db.write() as conn:  # the store as version 5 left it
+        await conn.execute(text("DROP INDEX ix_alerts_alertname_updated"))
+        await conn.execute(text("CREATE INDEX ix_alerts_alertname ON alerts (alertname)"))
+        await conn.execute(schema_version.delete().where(schema_version.c.version == 6))
+    reopened = await open_store(db_url)  # migrates
+    async with reopened.db.read() as conn:
+        indexes = await conn.run_sync(lambda sync: inspect(sync).get_indexes("alerts"))
+    await reopened.close()
+    by_name = {i["name"]: i["column_names"] for i in indexes}
+    assert by_name["ix_alerts_alertname_updated"] == ["alertname", "updated_at"]
+    assert "ix_alerts_alertname" not in by_name
 
 
 async def test_ingest_is_idempotent_per_alert_state(store: Store) -> None:
