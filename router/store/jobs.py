@@ -19,7 +19,7 @@ from router.delivery import Delivery
 from router.store import leases
 from router.store.database import Clock, Database
 from router.store.outbox import outbox_rows, queue_once
-from router.store.schema import alert_events
+from router.store.schema import JOB_STATES, alert_events
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class JobQueue:
         claimed = await leases.claim(
             self.db,
             alert_events,
-            states=_JOB_STATES,
+            states=JOB_STATES,
             due_column="available_at",
             group_by=("fingerprint",),
             owner=owner,
@@ -86,7 +86,7 @@ class JobQueue:
         await leases.renew(
             self.db,
             alert_events,
-            held=_JOB_STATES.held,
+            held=JOB_STATES.held,
             owner=owner,
             ids=[job.id for job in jobs],
             lease_until=self.clock() + lease_seconds,
@@ -152,7 +152,7 @@ class JobQueue:
     async def release(self, owner: str, jobs: Sequence[Job]) -> None:
         """Give unfinished jobs back (graceful shutdown); the attempt does not count."""
         ids = [job.id for job in jobs]
-        await leases.release(self.db, alert_events, states=_JOB_STATES, owner=owner, ids=ids)
+        await leases.release(self.db, alert_events, states=JOB_STATES, owner=owner, ids=ids)
 
     async def _set(self, job: Job, owner: str, **values: object) -> None:
         async with self.db.write() as conn:
@@ -173,9 +173,6 @@ class JobQueue:
         async with self.db.read() as conn:
             query = select(alert_events.c.state, func.count()).group_by(alert_events.c.state)
             return {state: count for state, count in await conn.execute(query)}
-
-
-_JOB_STATES = leases.LeaseStates(waiting="pending", held="running")
 
 
 def _job(row) -> Job:

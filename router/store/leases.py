@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     Connection,
+    Index,
     Integer,
     Select,
     Table,
@@ -30,6 +31,8 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
+    union_all,
     update,
 )
 from sqlalchemy.orm import aliased
@@ -39,10 +42,11 @@ from router.store.database import Database
 
 @dataclass(frozen=True)
 class LeaseStates:
-    """The state names of a leased table: waiting, and held by a worker."""
+    """The state names of a leased table: waiting, held by a worker, and finished."""
 
     waiting: str
     held: str
+    finished: tuple[str, ...]
 
 
 async def claim(
@@ -110,7 +114,7 @@ def _claim_statements(
     if fair_by is None:
         query = query.order_by(table.c.id)
     else:
-        turns = _turns(table, conditions, fair_by)
+        turns = _turns(table, states, runnable, fair_by)
         query = query.join(turns, turns.c.id == table.c.id).order_by(turns.c.turn, table.c.id)
     query = query.with_for_update(skip_locked=True, of=table)
     take = (
@@ -127,13 +131,38 @@ def _claim_statements(
     return query, take
 
 
-def _turns(table: Table, conditions: list[Any], fair_by: str) -> Any:
-    """Each claimable row's turn within its ``fair_by`` value (1 for the first due row, ...).
+def _turns(table: Table, states: LeaseStates, runnable: Any, fair_by: str) -> Any:
+    """The turns of a fair claim: each candidate's place within its ``fair_by`` value.
 
-    A subquery, as PostgreSQL allows no window function next to ``FOR UPDATE``.
+    Candidates are the first waiting row of every value (read from the partial index
+    ``open_rows_index`` alone) and the oldest ``:limit`` runnable rows that no other claim
+    holds: every group has its turn each claim, and ranking only these keeps the window
+    function off the whole backlog (ranking 10,000 waiting rows took 20 ms per claim on
+    SQLite). A subquery, as PostgreSQL allows no window function next to ``FOR UPDATE``.
     """
+    waiting = and_(_unfinished(states), table.c.state != states.held)  # as the index has it
+    heads = select(func.min(table.c.id)).where(waiting).group_by(table.c[fair_by])
+    oldest = select(table.c.id).where(runnable).order_by(table.c.id)
+    # Concurrent claimers (PostgreSQL) each take the next unclaimed rows, not the same ones.
+    oldest = oldest.limit(bindparam("limit", type_=Integer)).with_for_update(skip_locked=True)
+    candidates = union_all(heads, oldest.subquery().select())
     turn = func.row_number().over(partition_by=table.c[fair_by], order_by=table.c.id)
-    return select(table.c.id, turn.label("turn")).where(*conditions).subquery()
+    # (The claim itself checks that a candidate is runnable: a head may be waiting to be due.)
+    return select(table.c.id, turn.label("turn")).where(table.c.id.in_(candidates)).subquery()
+
+
+def _unfinished(states: LeaseStates) -> Any:
+    """Not finished, spelled as the partial index spells it. SQLite uses a partial index
+    only for the same literal condition (not for bound parameters), and prefers an index
+    on ``state`` for ``state IN (…)``: ``NOT IN`` the finished states leaves it this one."""
+    return text("state NOT IN (" + ", ".join(f"'{s}'" for s in states.finished) + ")")
+
+
+def open_rows_index(name: str, table: Table, states: LeaseStates, fair_by: str) -> Index:
+    """The unfinished rows of ``table`` by ``fair_by``: what a fair claim's heads are read from."""
+    condition = _unfinished(states)
+    columns = (table.c[fair_by], table.c.id, table.c.state)  # covering: no row is read
+    return Index(name, *columns, sqlite_where=condition, postgresql_where=condition)
 
 
 async def renew(

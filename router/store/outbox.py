@@ -25,9 +25,7 @@ from sqlalchemy import Connection, bindparam, func, or_, select, update
 from router.delivery import SETTLES, Delivery
 from router.store import leases
 from router.store.database import Clock, Database
-from router.store.schema import outbox
-
-_STATES = leases.LeaseStates(waiting="pending", held="sending")
+from router.store.schema import DELIVERY_STATES, outbox
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,7 @@ class Outbox:
         claimed = await leases.claim(
             self.db,
             outbox,
-            states=_STATES,
+            states=DELIVERY_STATES,
             due_column="next_attempt_at",
             group_by=("fingerprint", "sink"),
             owner=owner,
@@ -104,7 +102,7 @@ class Outbox:
         await leases.renew(
             self.db,
             outbox,
-            held=_STATES.held,
+            held=DELIVERY_STATES.held,
             owner=owner,
             ids=[item.id for item in items],
             lease_until=self.clock() + lease_seconds,
@@ -113,7 +111,9 @@ class Outbox:
     async def release(self, owner: str, items: Sequence[OutboxItem]) -> None:
         """Give back deliveries cut short by shutdown; a call may have gone out: look first."""
         ids = [item.id for item in items]
-        await leases.release(self.db, outbox, states=_STATES, owner=owner, ids=ids, unsure=1)
+        await leases.release(
+            self.db, outbox, states=DELIVERY_STATES, owner=owner, ids=ids, unsure=1
+        )
 
     async def hasten(self, sink: str) -> int:
         """``sink`` is back: its deliveries waiting out a backoff are due now; returns how many."""

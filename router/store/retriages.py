@@ -37,7 +37,7 @@ class Recorded:
     created_at: float
 
 
-_STATES = leases.LeaseStates(waiting="pending", held="running")
+_STATES = leases.LeaseStates(waiting="pending", held="running", finished=("done", "failed"))
 
 
 class Retriages:

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from router.store.database import Database
+from router.store.leases import LeaseStates, open_rows_index
 
 metadata = MetaData()
 
@@ -80,6 +81,9 @@ alert_events = Table(
     Index("ix_alert_events_payload", "payload_id"),
 )
 
+JOB_STATES = LeaseStates(waiting="pending", held="running", finished=("done", "failed"))
+open_rows_index("ix_alert_events_open_groups", alert_events, JOB_STATES, "group_key")
+
 # The latest known state of every alert, for look-ups by fingerprint or name.
 alerts = Table(
     "alerts",
@@ -120,6 +124,9 @@ outbox = Table(
     Index("ix_outbox_order", "fingerprint", "sink", "id"),
     Index("ix_outbox_event", "event_id"),
 )
+
+DELIVERY_STATES = LeaseStates(waiting="pending", held="sending", finished=("done", "dead"))
+open_rows_index("ix_outbox_open_lanes", outbox, DELIVERY_STATES, "lane")
 
 # Where each alert's message lives in a sink (Slack channel + ts, PagerDuty incident id),
 # so later state changes edit it and reply in its thread.
@@ -230,9 +237,13 @@ async def _v5(conn: AsyncConnection) -> None:
 
 
 async def _v6(conn: AsyncConnection) -> None:
-    """An alert's newest namesakes by index, not by sorting every alert of its name."""
-    index = next(i for i in alerts.indexes if i.name == "ix_alerts_alertname_updated")
-    await conn.run_sync(lambda sync: index.create(sync, checkfirst=True))
+    """Bounded look-ups in a big backlog: an alert's newest namesakes by index, not by
+    sorting every alert of its name; the first unfinished row of each group or lane."""
+    for table, name in ((alerts, "ix_alerts_alertname_updated"),
+                        (alert_events, "ix_alert_events_open_groups"),
+                        (outbox, "ix_outbox_open_lanes")):  # fmt: skip
+        index = next(i for i in table.indexes if i.name == name)
+        await conn.run_sync(lambda sync, index=index: index.create(sync, checkfirst=True))
     await conn.execute(text("DROP INDEX IF EXISTS ix_alerts_alertname"))
 
 

@@ -113,6 +113,17 @@ async def test_concurrent_claims_never_share_a_job(store: Store) -> None:
     assert len(ids) == len(set(ids)) == 30
 
 
+async def test_a_claim_gives_every_group_its_turn_behind_a_big_one(store: Store) -> None:
+    for name, count in (("Big", 20), ("Small", 3), ("Lone", 1)):  # one group each
+        await store.ingest(
+            parse(*(factories.alert(name, fingerprint=f"{name}-{i}") for i in range(count)))
+        )
+    claimed = [job.alert.alertname for job in await store.claim("w1", 4, 30)]
+    assert sorted(claimed) == ["Big", "Big", "Lone", "Small"]
+    again = [job.alert.alertname for job in await store.claim("w2", 4, 30)]
+    assert sorted(again) == ["Big", "Big", "Big", "Small"]  # the lone group has no more
+
+
 async def test_retry_then_fail_after_max_attempts(store: Store, clock) -> None:
     await store.ingest(parse(factories.alert("A")))
     job = (await store.claim("w1", 1, 30))[0]
