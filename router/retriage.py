@@ -184,6 +184,11 @@ class Retriager:
             self._loop.wake()
         return True
 
+    def wake(self) -> None:
+        """Requests may be waiting: claim them now instead of at the next poll."""
+        if self._loop is not None:
+            self._loop.wake()
+
     async def close(self, grace: float) -> None:
         """Let running requests finish within ``grace`` seconds; give back the rest."""
         if self._loop is None or self._task is None:
