@@ -68,10 +68,13 @@ def doorbell(db: Database) -> Doorbell:
 
 
 async def listen(db: Database, wake: Callable[[], None]) -> Listener:
-    """Call ``wake`` (on the running event loop) whenever the web process rings."""
+    """Call ``wake`` (on the running event loop) whenever the web process rings; listening
+    once this returns (unless the database cannot be reached: then as soon as it can)."""
     if db.is_postgres:
         listener = NotifyListener(db.engine, wake)
         listener.start()
+        with contextlib.suppress(TimeoutError):  # else it goes on trying, in the background
+            await asyncio.wait_for(listener.listening.wait(), NOTIFY_TIMEOUT_SECONDS)
         return listener
     directory = _socket_directory(db)
     if directory is None:
