@@ -109,7 +109,10 @@ class Retriager:
         clock: Clock = time.time,
         metrics: Metrics | None = None,
     ) -> None:
-        """``worker``: the ``worker:`` settings; as many requests at once as job loops."""
+        """``worker``: the ``worker:`` settings; as many requests at once as job loops.
+        ``on_queued`` is called when deliveries were queued for the workers, and for every
+        request when this process does not work on requests itself (its worker processes do:
+        ``serve`` rings their doorbell)."""
         self.store, self.pipeline, self.clock = store, pipeline, clock
         self.metrics = metrics or Metrics()
         self.on_queued = on_queued
@@ -178,10 +181,12 @@ class Retriager:
         if recorded is None:
             self._count(request, "duplicate")
             return False
+        if self._loop is None:  # requests are worked on in other processes: wake them
+            self._wake()
+            return True
         if queued:
             self._wake()
-        if self._loop is not None:
-            self._loop.wake()
+        self._loop.wake()
         return True
 
     def wake(self) -> None:

@@ -285,6 +285,8 @@ async def serve(settings: Settings, *, host: str, port: int, worker_processes: i
     in_process = worker_processes == 0
     # Workers in this process are woken directly; worker processes through the doorbell.
     bell = None if in_process else doorbell(runtime.store.db)
+    if bell is not None:  # re-triage requests, too, are taken up by the worker processes
+        runtime.retriager.on_queued = bell.ring
     app = create_app(
         settings,
         runtime.store,
