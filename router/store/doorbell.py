@@ -119,7 +119,7 @@ class SocketDoorbell:
     """One byte to every worker process's socket in ``directory``.
 
     The directory is listed again only when it changed (a ``stat`` per ring otherwise), so
-    a ring costs one system call per worker process.
+    a ring costs one system call per worker process, once per turn of the event loop.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -128,8 +128,20 @@ class SocketDoorbell:
         self._sock.setblocking(False)
         self._version: tuple[int, int] | None = None  # the directory's (inode, mtime) listed
         self._doors: list[tuple[str, int]] = []  # (socket path, pid)
+        self._pending = False
 
     def ring(self) -> None:
+        """Rings in one turn of the event loop (the webhooks of one group commit) are sent
+        as one, at the end of it: after their acks are on their way."""
+        try:
+            if not self._pending:
+                self._pending = True
+                asyncio.get_running_loop().call_soon(self._send)
+        except RuntimeError:  # no event loop: ring now
+            self._send()
+
+    def _send(self) -> None:
+        self._pending = False
         try:
             for path, pid in self._listed():
                 try:
