@@ -320,6 +320,7 @@ async def test_a_listener_that_cannot_connect_keeps_trying_quietly(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("router.store.doorbell.RECONNECT_SECONDS", (0.01, 0.02))
+    monkeypatch.setattr("router.store.doorbell.NOTIFY_TIMEOUT_SECONDS", 0.2)  # listen()'s wait
     unreachable = Database("postgresql://router:hunter2@127.0.0.1:9/router", connect_timeout=1)
     try:
         with caplog.at_level(logging.DEBUG, "router.store"):
