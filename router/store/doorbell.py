@@ -37,7 +37,6 @@ log = logging.getLogger("router.store")
 
 CHANNEL = "runbook_router_work"
 MAX_SOCKET_PATH = 107  # bytes: sun_path is 108, with the terminating NUL
-_PID_DIGITS = 7  # /proc/sys/kernel/pid_max is at most 4194304
 _LISTING_SETTLE_NS = 50_000_000  # a directory changed this recently is listed again
 NOTIFY_TIMEOUT_SECONDS = 5.0
 CHECK_SECONDS = 30.0  # an idle LISTEN connection is checked this often (a half-open one)
