@@ -22,6 +22,8 @@ limit is raised for this benchmark so it measures the pipeline, not the limiter
     python bench/end_to_end.py --quick    # 12 alerts per scenario
     python bench/end_to_end.py --scenarios baseline --router-root /tmp/old  # an older tree's router
 
+    python bench/end_to_end.py --scenarios baseline --database-url postgresql://…/db
+
 The baseline scenario alone needs no Prometheus.
 """
 
@@ -174,6 +176,8 @@ async def run_scenario(
         env = router_env(config)
         if args.router_root:  # another tree's router (an earlier commit, to compare)
             env["PYTHONPATH"] = str(args.router_root.resolve())
+        if args.database_url:
+            env["ROUTER_DATABASE_URL"] = args.database_url
         router = RouterProcess(workdir, env).start()
         try:
             async with httpx.AsyncClient(timeout=30) as client:
@@ -263,6 +267,7 @@ async def main() -> None:
     parser.add_argument(
         "--router-root", type=Path, help="run the router from this source tree instead"
     )
+    parser.add_argument("--database-url", help="the router's store (default: SQLite)")
     args = parser.parse_args()
     if args.quick:
         args.alerts = min(args.alerts, 12)
