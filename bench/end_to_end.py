@@ -20,6 +20,11 @@ limit is raised for this benchmark so it measures the pipeline, not the limiter
 
     python bench/end_to_end.py            # 40 alerts per scenario at 2/s
     python bench/end_to_end.py --quick    # 12 alerts per scenario
+    python bench/end_to_end.py --scenarios baseline --router-root /tmp/old  # an older tree's router
+
+    python bench/end_to_end.py --scenarios baseline --database-url postgresql://…/db
+
+The baseline scenario alone needs no Prometheus.
 """
 
 from __future__ import annotations
@@ -87,18 +92,22 @@ class Outcome:
 
 
 class Backends:
-    """Prometheus + exporter (with moving counters), the hung listener, the fake Slack."""
+    """Prometheus + exporter (with moving counters), the hung listener, the fake Slack;
+    without ``prometheus`` (the baseline alone) the fake Slack only."""
 
-    def __init__(self) -> None:
+    def __init__(self, prometheus: bool = True) -> None:
+        self.slack = TimedSlack()
+        self.slack.add_channel("#alerts")
+        self.slack_server = FakeSlackServer(self.slack)
+        self._stop = threading.Event()
+        self.with_prometheus = prometheus
+        if not prometheus:
+            return
         self.exporter = TestExporter()
         self._feed()
         self.prometheus = PrometheusServer([self.exporter.target])
         self.prometheus.wait_for('up{job="exporter"} == 1')
         self.hang = HangingServer()
-        self.slack = TimedSlack()
-        self.slack.add_channel("#alerts")
-        self.slack_server = FakeSlackServer(self.slack)
-        self._stop = threading.Event()
         threading.Thread(target=self._tick, daemon=True).start()
 
     def _feed(self) -> None:
@@ -122,6 +131,8 @@ class Backends:
     def close(self) -> None:
         self._stop.set()
         self.slack_server.stop()
+        if not self.with_prometheus:
+            return
         self.hang.close()
         self.prometheus.close()
         self.exporter.close()
@@ -162,7 +173,12 @@ async def run_scenario(
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         workdir = Path(tmp)
         config = write_config(workdir, **scenario_config(name, b, args))
-        router = RouterProcess(workdir, router_env(config)).start()
+        env = router_env(config)
+        if args.router_root:  # another tree's router (an earlier commit, to compare)
+            env["PYTHONPATH"] = str(args.router_root.resolve())
+        if args.database_url:
+            env["ROUTER_DATABASE_URL"] = args.database_url
+        router = RouterProcess(workdir, env).start()
         try:
             async with httpx.AsyncClient(timeout=30) as client:
                 url = f"{router.url}/alertmanager"
@@ -248,17 +264,22 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="12 alerts per scenario")
     parser.add_argument("--scenarios", nargs="+", default=["baseline", "live", "hung"])
     parser.add_argument("--keep-log", type=Path, help="write the routers' logs here")
+    parser.add_argument(
+        "--router-root", type=Path, help="run the router from this source tree instead"
+    )
+    parser.add_argument("--database-url", help="the router's store (default: SQLite)")
     args = parser.parse_args()
     if args.quick:
         args.alerts = min(args.alerts, 12)
-    if not available():
+    prometheus = args.scenarios != ["baseline"]
+    if prometheus and not available():
         raise SystemExit("needs the prometheus binary (Debian package 'prometheus')")
     print(f"machine: {machine()}")
     print(
         f"{args.alerts} alerts per scenario at {args.rate:g} webhooks/s (1 alert each); "
         f"hung scenario deadline {args.deadline:g} s; worker.count {args.workers}"
     )
-    backends = Backends()
+    backends = Backends(prometheus)
     outcomes: list[Outcome] = []
     run_id = f"{int(time.time()) % 100000:05d}"
     try:

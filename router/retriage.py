@@ -109,7 +109,10 @@ class Retriager:
         clock: Clock = time.time,
         metrics: Metrics | None = None,
     ) -> None:
-        """``worker``: the ``worker:`` settings; as many requests at once as job loops."""
+        """``worker``: the ``worker:`` settings; as many requests at once as job loops.
+        ``on_queued`` is called when deliveries were queued for the workers, and for every
+        request when this process does not work on requests itself (its worker processes do:
+        ``serve`` rings their doorbell)."""
         self.store, self.pipeline, self.clock = store, pipeline, clock
         self.metrics = metrics or Metrics()
         self.on_queued = on_queued
@@ -178,11 +181,18 @@ class Retriager:
         if recorded is None:
             self._count(request, "duplicate")
             return False
+        if self._loop is None:  # requests are worked on in other processes: wake them
+            self._wake()
+            return True
         if queued:
             self._wake()
+        self._loop.wake()
+        return True
+
+    def wake(self) -> None:
+        """Requests may be waiting: claim them now instead of at the next poll."""
         if self._loop is not None:
             self._loop.wake()
-        return True
 
     async def close(self, grace: float) -> None:
         """Let running requests finish within ``grace`` seconds; give back the rest."""

@@ -36,6 +36,7 @@ from router.processes import WorkerProcesses, become_supervised, worker_command
 from router.redact import Redactor, secret_values
 from router.retriage import Retriager
 from router.store import Store, StoreUnavailable, open_store
+from router.store.doorbell import doorbell, listen
 from router.store.history import History
 from router.triage import TriageResult
 from router.web.app import create_app
@@ -228,6 +229,11 @@ class Runtime:
         self.workers.start()
         await self.retriager.start()
 
+    def wake(self) -> None:
+        """New work may be stored (the doorbell rang): claim now, not at the next poll."""
+        self.workers.wake()
+        self.retriager.wake()
+
     async def close(self, grace_seconds: float) -> None:
         """Finish or give back work within ``grace_seconds``, then close everything."""
         await self.retriager.close(grace_seconds)
@@ -277,12 +283,16 @@ async def serve(settings: Settings, *, host: str, port: int, worker_processes: i
     runtime = await open_runtime(settings, _start_up(settings))
     children = WorkerProcesses(worker_command(settings.config_file), worker_processes)
     in_process = worker_processes == 0
+    # Workers in this process are woken directly; worker processes through the doorbell.
+    bell = None if in_process else doorbell(runtime.store.db)
+    if bell is not None:  # re-triage requests, too, are taken up by the worker processes
+        runtime.retriager.on_queued = bell.ring
     app = create_app(
         settings,
         runtime.store,
         runtime.metrics,
         readiness=lambda: _readiness(runtime.workers if in_process else children),
-        on_ingest=runtime.workers.wake if in_process else None,
+        on_ingest=bell.ring if bell is not None else runtime.workers.wake,
         retriager=runtime.retriager,
     )
     server = _Server(
@@ -309,6 +319,8 @@ async def serve(settings: Settings, *, host: str, port: int, worker_processes: i
         app.state.accepting = False
         pruning.cancel()
         await children.stop(grace + STOP_MARGIN_SECONDS)
+        if bell is not None:
+            await bell.close()
         await runtime.close(grace)
         log.info("runbook-router stopped")
 
@@ -327,12 +339,15 @@ async def work(settings: Settings, *, supervisor: int | None = None) -> None:
         loop.add_signal_handler(sig, stopping.set)
     components = _start_up(settings, warn=supervisor is None)
     runtime = await open_runtime(settings, components)
+    # Listening before the first claim: work stored in between is claimed by it.
+    listener = await listen(runtime.store.db, runtime.wake)
     heap.settle()
     await runtime.start()
     log.info("worker process %d taking work (niceness %d)", os.getpid(), os.nice(0))
     try:
         await stopping.wait()
     finally:
+        await listener.close()
         await runtime.close(settings.worker.shutdown_grace_seconds)
         log.info("worker process %d stopped", os.getpid())
 

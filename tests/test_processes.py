@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from tests import factories
 from tests.harness.waiting import eventually_sync
+from tests.pg import fresh_database
 from tests.procs import RouterProcess
 from tests.test_serve import post, wait_for_text
 
@@ -184,3 +190,75 @@ def test_a_bad_worker_count_is_a_usage_error(tmp_path: Path, value: str) -> None
     assert done.returncode == 2
     assert f"--workers: expected a whole number from 0 to 64, not {value!r}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@contextlib.asynccontextmanager
+async def backend_environment(backend: str) -> AsyncIterator[dict[str, str]]:
+    """The variables that put the router on ``backend``: SQLite in a directory with a short
+    path (a unix socket's path has at most 107 bytes), or a fresh PostgreSQL database."""
+    if backend == "postgresql":
+        async with fresh_database() as url:
+            yield {"ROUTER_DATABASE_URL": url}
+        return
+    data = tempfile.mkdtemp(prefix="rr-wake-")
+    try:
+        yield {"ROUTER_DATA_DIR": data}
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("backend", "workers"),
+    [
+        ("sqlite", 2),
+        ("sqlite", 0),  # in the web process: woken directly
+        pytest.param("postgresql", 2, marks=pytest.mark.postgres),
+    ],
+)
+async def test_a_webhook_wakes_the_workers_long_before_their_next_poll(
+    tmp_path: Path, backend: str, workers: int
+) -> None:
+    """The workers poll once a minute: only a wake-up delivers within the deadline."""
+    async with backend_environment(backend) as database:
+        env = {**environment(tmp_path), **database, "ROUTER_WORKER_POLL_SECONDS": "60"}
+        router = RouterProcess(tmp_path, env, args=["--workers", str(workers)]).start()
+        try:
+            if workers:
+                worker_pids(router.log_path, workers)
+            for name in ("WokenOnce", "WokenAgain"):
+                assert post(router, factories.alert(name), token=TOKEN).status_code == 202
+                delivered(tmp_path / "console.txt", [name], timeout=15)
+        finally:
+            assert router.terminate() == 0
+    if backend == "sqlite" and workers:
+        directory = Path(database["ROUTER_DATA_DIR"]) / "router.db-doorbell"
+        assert not directory.exists() or not os.listdir(directory)  # each removed its socket
+
+
+@pytest.mark.postgres
+async def test_worker_processes_listen_again_after_losing_their_connection(
+    tmp_path: Path,
+) -> None:
+    async with fresh_database() as url:
+        env = {
+            **environment(tmp_path),
+            "ROUTER_DATABASE_URL": url,
+            "ROUTER_WORKER_POLL_SECONDS": "60",
+        }
+        router = RouterProcess(tmp_path, env, args=["--workers", "1"]).start()
+        admin = await asyncpg.connect(url)
+        listening = (
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
+        try:
+            worker_pids(router.log_path, 1)
+            (first,) = [row["pid"] for row in await admin.fetch(listening)]
+            await admin.execute("SELECT pg_terminate_backend($1)", first)
+            wait_for_text(router.log_path, "doorbell: listening for new work again")
+            assert post(router, factories.alert("AfterReconnect"), token=TOKEN).status_code == 202
+            delivered(tmp_path / "console.txt", ["AfterReconnect"], timeout=15)
+        finally:
+            await admin.close()
+            assert router.terminate() == 0
+    assert "lost the connection it listens on" in router.log_path.read_text()

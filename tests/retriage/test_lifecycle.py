@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from router.alerts import WebhookPayload
 from router.config import BUILTIN_TEMPLATES
 from router.delivery import Delivery, DeliveryError
 from router.integrations.slack.response import SlackResponseSink
+from router.retriage import Retriager
+from router.retriage_request import RetriageRequest
+from router.store import Store
 from tests import factories
 from tests.harness.fake_slack import FakeSlack
 from tests.retriage.conftest import CRASHLOOP, Rig, retriages_counted
@@ -77,3 +81,19 @@ async def test_response_url_failures(fake_slack: FakeSlack) -> None:
         assert sink.render(None) == []  # type: ignore[arg-type]
     finally:
         await sink.aclose()
+
+
+async def test_a_request_rings_for_the_worker_processes_when_this_one_does_not_work(
+    store: Store,
+) -> None:
+    """``serve`` with worker processes records requests but works on none: each one recorded
+    rings (their doorbell), a duplicate does not."""
+    payload = WebhookPayload.model_validate(factories.payload(factories.alert("Rung")))
+    await store.ingest(payload)
+    (alert,) = await store.lookup.by_name("Rung")
+    rings: list[None] = []
+    retriager = Retriager(store, None, on_queued=lambda: rings.append(None))  # type: ignore[arg-type]
+    request = RetriageRequest("slack:t1", "slack", "alice via /triage")
+    assert await retriager.submit(request, alert) is True
+    assert await retriager.submit(request, alert) is False
+    assert len(rings) == 1
