@@ -1,6 +1,8 @@
 """Storm: 10,000 distinct alerts within a minute, then the same payloads again as duplicates.
 
-Two routers run side by side (``runbook-router serve``, SQLite, Slack sink pointed at
+Two routers run side by side (``runbook-router serve``, SQLite or, with ``--database
+postgresql``, a fresh PostgreSQL database each at ``ROUTER_TEST_POSTGRES_URL``'s server
+(dropped afterwards), Slack sink pointed at
 a fake Slack Web API over real HTTP, Slack's default flow control: 1 message/s per
 channel, bursts of 3, a storm summary past 20 new alerts a minute). One receives the
 storm; the other receives nothing and is the baseline for memory and CPU over the
@@ -16,6 +18,7 @@ same period. Reported:
 
     python bench/storm.py              # 10,000 alerts, 10 per webhook, sent over 50 s
     python bench/storm.py --quick      # 2,000 alerts over 15 s
+    python bench/storm.py --alerts 10000 --per-payload 1 --seconds 10   # 1,000 webhooks/s
 """
 
 from __future__ import annotations
@@ -23,19 +26,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.loadgen import Connections
 from bench.support import (
+    PG_URL,
     ProcSample,
     ProfiledRouter,
     TimedSlack,
@@ -72,6 +80,7 @@ class Wave:
     errors: int = 0
     seconds: float = 0.0
     ended_wall: float = 0.0  # time.time() when the wave's last answer arrived
+    sender_cpu: float = 0.0  # CPU seconds of this process (sender and fake Slack) meanwhile
 
 
 def webhooks(count: int, per_payload: int, run: str) -> tuple[list[bytes], list[str]]:
@@ -117,7 +126,7 @@ async def send(url: str, bodies: list[bytes], seconds: float, connections: int) 
         wave.new += ack["new"]
         wave.duplicates += ack["duplicates"]
 
-    begin = time.monotonic()
+    begin, cpu = time.monotonic(), time.process_time()
     tasks = []
     try:
         for index, body in enumerate(bodies):
@@ -131,6 +140,7 @@ async def send(url: str, bodies: list[bytes], seconds: float, connections: int) 
         await pool.close()
     wave.seconds = time.monotonic() - begin
     wave.ended_wall = time.time()
+    wave.sender_cpu = time.process_time() - cpu
     return wave
 
 
@@ -138,6 +148,7 @@ class StoreView:
     """Read-only look at the router's SQLite store from this process."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
 
     def counts(self, table: str) -> dict[str, int]:
@@ -150,9 +161,72 @@ class StoreView:
     def scalar(self, query: str) -> float:
         return self.db.execute(query).fetchone()[0] or 0.0
 
+    def size_mib(self) -> float:
+        return sum(f.stat().st_size for f in self.path.parent.iterdir()) / 2**20
+
+    def close(self) -> None:
+        self.db.close()
+
+
+T = TypeVar("T")
+
+
+class PostgresView:
+    """The same look at a router's PostgreSQL database: asyncpg on a loop of its own thread,
+    so the calls block like the SQLite view's."""
+
+    def __init__(self, url: str) -> None:
+        import asyncpg
+
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.db = self._run(asyncpg.connect(url))
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
+
+    def counts(self, table: str) -> dict[str, int]:
+        query = f"SELECT state, count(*) FROM {table} GROUP BY state"
+        return {row[0]: row[1] for row in self._run(self.db.fetch(query))}
+
+    def column(self, query: str) -> set[str]:
+        return {row[0] for row in self._run(self.db.fetch(query))}
+
+    def scalar(self, query: str) -> float:
+        return self._run(self.db.fetchval(query)) or 0.0
+
+    def size_mib(self) -> float:
+        return self.scalar("SELECT pg_database_size(current_database())") / 2**20
+
+    def close(self) -> None:
+        self._run(self.db.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+async def fresh_postgres(name: str) -> str:
+    """A new, empty database on ``PG_URL``'s server; its URL."""
+    import asyncpg
+
+    admin = await asyncpg.connect(PG_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return PG_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def drop_postgres(url: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(PG_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
 
 async def wait_delivered(
-    view: StoreView, alerts: int, timeout: float, pid: int, began: float
+    view: StoreView | PostgresView, alerts: int, timeout: float, pid: int, began: float
 ) -> bool:
     deadline = time.monotonic() + timeout
     printed = 0.0
@@ -173,12 +247,18 @@ async def wait_delivered(
 
 
 def start_router(
-    root: Path, name: str, api_url: str, threshold: int, profile: Path | None = None
+    root: Path,
+    name: str,
+    api_url: str,
+    threshold: int,
+    profile: Path | None = None,
+    database_url: str | None = None,
 ) -> RouterProcess:
     workdir = root / name
     workdir.mkdir()
     slack = {"api_url": api_url, "storm_threshold_per_minute": threshold}
-    config = write_config(workdir, slack=slack)
+    database = {"database": {"url": database_url}} if database_url else {}
+    config = write_config(workdir, slack=slack, **database)
     if profile is not None:
         return ProfiledRouter(workdir, router_env(config), profile.resolve()).start()
     return RouterProcess(workdir, router_env(config)).start()
@@ -193,6 +273,7 @@ async def main() -> None:
     parser.add_argument(
         "--connections", type=int, default=64, help="keep-alive connections at most (64)"
     )
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--quick", action="store_true", help="2,000 alerts over 15 s")
     parser.add_argument(
         "--threshold", type=int, default=20, help="slack.storm_threshold_per_minute (20)"
@@ -205,21 +286,31 @@ async def main() -> None:
     print(f"machine: {machine()}")
     print(
         f"{args.alerts} alerts, {args.per_payload} per webhook, first wave over "
-        f"{args.seconds:g} s, duplicates over {args.seconds / 2:g} s"
+        f"{args.seconds:g} s, duplicates over {args.seconds / 2:g} s; {args.database}; "
+        f"at most {args.connections} connections"
     )
     slack = TimedSlack()
     slack.add_channel("#alerts")
     server = FakeSlackServer(slack)
     run = f"s{int(time.time()) % 100000:05d}"
     bodies, fingerprints = webhooks(args.alerts, args.per_payload, run)
+    databases: list[str | None] = [None, None]
+    if args.database == "postgresql":
+        databases = [await fresh_postgres(f"rr_storm_{run}_{os.getpid()}_{n}") for n in range(2)]
     with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
         root = Path(tmp)
-        storm = start_router(root, "storm", server.api_url, args.threshold, args.profile)
-        idle = start_router(root, "idle", server.api_url, args.threshold)
+        storm = start_router(
+            root, "storm", server.api_url, args.threshold, args.profile, databases[0]
+        )
+        idle = start_router(root, "idle", server.api_url, args.threshold, None, databases[1])
         assert storm.process is not None and idle.process is not None
         pids = (storm.process.pid, idle.process.pid)
         processes = [family(pid) for pid in pids]  # the web process, then its workers
-        view = StoreView(storm.workdir / "data" / "router.db")
+        view: StoreView | PostgresView = (
+            PostgresView(databases[0])
+            if databases[0]
+            else StoreView(storm.workdir / "data" / "router.db")
+        )
         try:
             before = [[proc_sample(pid) for pid in group] for group in processes]
             began_wall, began = time.time(), time.monotonic()
@@ -244,15 +335,14 @@ async def main() -> None:
                 f"  from the first wave's last ack: every alert triaged after "
                 f"{last_triaged - first.ended_wall:.1f} s (target 30 s)"
             )
-            db = storm.workdir / "data"
-            size = sum(f.stat().st_size for f in db.iterdir()) / 2**20
+            size = view.size_mib()
             print(
                 f"  store on disk: {size:.0f} MiB ({size * 1024 / args.alerts:.1f} KiB per alert)"
             )
             new_events = view.scalar("SELECT count(*) FROM alert_events") - events_after_first
             print(f"  alert states created by the duplicate wave: {new_events:.0f}")
         finally:
-            view.db.close()
+            view.close()
             for router in (storm, idle):
                 try:  # pyinstrument writes its report on exit: give it time
                     router.terminate(600 if args.profile else 120)
@@ -261,11 +351,14 @@ async def main() -> None:
             server.stop()
             if args.keep_log:
                 args.keep_log.write_bytes(storm.log_path.read_bytes())
+            for url in databases:
+                if url:
+                    await drop_postgres(url)
 
 
 def report(
     args: argparse.Namespace,
-    view: StoreView,
+    view: StoreView | PostgresView,
     slack: TimedSlack,
     fingerprints: list[str],
     waves: tuple[Wave, Wave],
@@ -291,14 +384,15 @@ def report(
     print(
         "\nack latency from each webhook's planned send time; 'late': how late the sender"
         " started it\nwave        webhooks   new  dups  errors  ack p50 ms  p99 ms  max ms"
-        "  late p99 ms  max ms"
+        "  late p99 ms  max ms  sender CPU s"
     )
     for name, wave in (("first", first), ("duplicate", second)):
         ms = [percentile(wave.acks, q) * 1000 for q in (0.5, 0.99, 1.0)]
         late = [percentile(wave.late, q) * 1000 for q in (0.99, 1.0)]
         print(
             f"{name:11} {len(wave.acks):8d} {wave.new:5d} {wave.duplicates:5d} {wave.errors:7d} "
-            f"{ms[0]:10.1f} {ms[1]:7.1f} {ms[2]:7.1f} {late[0]:12.1f} {late[1]:7.1f}"
+            f"{ms[0]:10.1f} {ms[1]:7.1f} {ms[2]:7.1f} {late[0]:12.1f} {late[1]:7.1f} "
+            f"{wave.sender_cpu:13.1f} of {wave.seconds:.1f}"
         )
     print(
         f"\nlost alerts: {len(lost)} (target 0); outbox rows dead: {dead}; "
