@@ -4,7 +4,8 @@ httpx costs a few milliseconds of client CPU per request on a small machine, whi
 makes the load generator, not the server, the bottleneck at a few hundred requests a
 second on two shared cores. This client only writes a POST and reads the status
 line, the headers and a ``Content-Length`` body; nothing else is needed to time a
-webhook acknowledgement.
+webhook acknowledgement (``post`` drops the body, ``request`` returns it, e.g. to read
+an ack's JSON).
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class Connections:
 
     async def post(self, path: str, body: bytes) -> int:
         """POST ``body`` as JSON; the response's status code."""
+        status, _ = await self.request(path, body)
+        return status
+
+    async def request(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """POST ``body`` as JSON; the response's status code and body."""
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -53,9 +59,8 @@ class Connections:
             headers = await reader.readuntil(b"\r\n\r\n")
             status = int(headers.split(b" ", 2)[1])
             length = _content_length(headers)
-            if length:
-                await reader.readexactly(length)
-            return status
+            answer = await reader.readexactly(length) if length else b""
+            return status, answer
 
     async def close(self) -> None:
         while not self._idle.empty():
