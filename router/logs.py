@@ -16,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-from router.redact import Redactor
+from router.redact import MASK, Redactor, is_secret_key
 
 LogFormat = Literal["text", "json"]
 
@@ -48,6 +48,12 @@ class _RedactingFormatter(logging.Formatter):
         super().__init__()
         self.redactor = redactor
 
+    def _by_name(self, key: str, value: Any) -> Any:
+        """A field named for a secret is masked; inside a container, so is each such key."""
+        if value and is_secret_key(key):
+            return MASK
+        return value if isinstance(value, str | int | float) else self.redactor.value(value)
+
     def _exception(self, record: logging.LogRecord) -> str | None:
         parts = []
         if record.exc_info:
@@ -64,9 +70,9 @@ class TextFormatter(_RedactingFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"{_timestamp(record)} {record.levelname} {record.name} {record.getMessage()}"
-        for key, value in self.redactor.value(extra_fields(record)).items():
-            line += f" {key}={_text_value(value)}"
-        line = self.redactor(line)
+        for key, value in extra_fields(record).items():
+            line += f" {key}={_text_value(self._by_name(key, value))}"
+        line = self.redactor(line)  # the whole line, so each value's text is redacted too
         exception = self._exception(record)
         return f"{line}\n{exception}" if exception else line
 

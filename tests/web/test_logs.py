@@ -145,10 +145,15 @@ def test_every_part_of_a_record_is_redacted(format):
             "topsecret-1234",
             {"k": "topsecret-1234"},
             exc_info=True,
-            extra={"url": "https://x/?token=abc", "nested": {"v": ["topsecret-1234"]}},
+            extra={
+                "url": "https://x/?token=abc",
+                "nested": {"v": ["topsecret-1234"], "headers": {"password": "plainpw77"}},
+                "api_token": "plainvalue99",  # no pattern knows it: its name says it is secret
+            },
         )
     assert "topsecret-1234" not in out
     assert "token=abc" not in out
+    assert "plainvalue99" not in out and "plainpw77" not in out
     assert "ValueError" in out  # the traceback is kept, only the secret is gone
 
 
