@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
+    DisconnectionError,
     IntegrityError,
     InterfaceError,
     OperationalError,
@@ -263,7 +264,12 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        """Reads only. On PostgreSQL they run outside a transaction (autocommit): each
+        statement sees what was committed when it started, as under the default READ
+        COMMITTED, without the round trips of BEGIN and ROLLBACK."""
         async with self._guard(), self.engine.connect() as conn:
+            if self.is_postgres:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     @contextlib.asynccontextmanager
@@ -352,14 +358,42 @@ def _create_engine(url: str, database: str | None, connect_timeout: float) -> As
         engine = create_async_engine(url, connect_args={"timeout": connect_timeout}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=10,
+        # A fixed pool: a connection opened beyond it would be closed on its return,
+        # and under load that is a new server backend for every few queries.
+        pool_size=_POSTGRES_POOL_SIZE,
+        max_overflow=0,
         pool_timeout=connect_timeout,
         connect_args={"timeout": connect_timeout, "command_timeout": 30},
     )
+    event.listen(engine.sync_engine.pool, "checkin", _returned)
+    event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
+    return engine
+
+
+_POSTGRES_POOL_SIZE = 10
+_PING_AFTER_IDLE_SECONDS = 1.0
+_RETURNED_AT = "router_returned_at"
+
+
+def _returned(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """A pooled connection idle for a while is pinged before use (a server restarted or a
+    connection cut meanwhile gives a new one, not an error). SQLAlchemy's ``pool_pre_ping``
+    pings at every checkout, in a transaction of its own on asyncpg: three round trips
+    before each transaction, most of a short read's time."""
+    returned = record.info.get(_RETURNED_AT)
+    if returned is None or time.monotonic() - returned < _PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:  # whatever the driver raises, the connection is gone
+        raise DisconnectionError(_describe(exc)) from exc
 
 
 _BUSY_TIMEOUT_MS = 5000
