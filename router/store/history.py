@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, desc, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, desc, select, true
 
 from router.alerts import Alert
 from router.store.database import Clock, Database
@@ -65,6 +65,7 @@ class History:
         self.db = db
         self.clock = clock
         self.days = days
+        self._namesake_states = _NAMESAKE_STATES_POSTGRES if db.is_postgres else _NAMESAKE_STATES
 
     async def of(self, alert: Alert) -> AlertHistory | None:
         """Earlier firings of this alert within ``days``, or None when there are none
@@ -77,7 +78,7 @@ class History:
         episodes = _episodes(_states(conn, _OWN_STATES, own), alert)
         scope = ""
         if not episodes and (scope := _scope(alert)):
-            states = _states(conn, _NAMESAKE_STATES, {**own, "alertname": alert.alertname})
+            states = _states(conn, self._namesake_states, {**own, "alertname": alert.alertname})
             episodes = _episodes([s for s in states if _same_scope(s, alert)], alert)
         if not episodes:
             return None
@@ -115,6 +116,25 @@ _NAMESAKES = (
     .limit(MAX_NAMESAKES)
 )
 _NAMESAKE_STATES = _newest_states(alert_events.c.fingerprint.in_(_NAMESAKES.scalar_subquery()))
+
+
+def _namesake_states_lateral() -> Select:
+    """The same rows on PostgreSQL: the newest states of each namesake in turn (a
+    ``LATERAL`` join, each an index range of ``(fingerprint, id)``). PostgreSQL plans
+    the ``IN`` form above from its statistics, and on a table grown since its last
+    ``ANALYZE`` (a new database in its first storm) it scanned every state since
+    ``:since`` instead, 7 ms per alert at 10,000 states."""
+    namesakes = _NAMESAKES.subquery("namesakes")
+    newest = _newest_states(alert_events.c.fingerprint == namesakes.c.fingerprint).lateral("newest")
+    return (
+        select(newest.c.id, newest.c.fingerprint, newest.c.alert_json)
+        .select_from(namesakes.join(newest, true()))
+        .order_by(desc(newest.c.id))
+        .limit(MAX_ROWS)
+    )
+
+
+_NAMESAKE_STATES_POSTGRES = _namesake_states_lateral()
 _NEWEST_RESULT = (
     select(alert_events.c.result_json)
     .where(

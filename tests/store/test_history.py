@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 
 from router.alerts import Alert, WebhookPayload, label_fingerprint
 from router.config import Settings
@@ -12,11 +13,12 @@ from router.delivery import Delivery
 from router.integrations.console import ConsoleSink
 from router.integrations.pagerduty.render import custom_details, note_text
 from router.service import build_pipeline, load_components
-from router.store import Store
+from router.store import Store, open_store
 from router.store.history import History
 from router.store.schema import alert_events, outbox, payloads
 from router.triage import Finding, TriageResult, Verdict
 from tests import factories
+from tests.pg import fresh_database
 from tests.store.conftest import FakeClock
 
 LABELS = {"namespace": "shop", "pod": "api-1"}
@@ -173,3 +175,39 @@ async def test_the_pipeline_puts_the_history_in_every_sinks_text(
     assert f"\n    history:  {text}\n" in console
     assert f"\nHistory: {text}\n" in note_text(result)
     assert custom_details(result)["history"] == text
+
+
+@pytest.mark.postgres
+async def test_namesakes_are_read_by_fingerprint_before_postgres_has_statistics(
+    clock: FakeClock,
+) -> None:
+    """A new database in its first storm has no statistics yet; the namesakes' states
+    must still come from the fingerprint index, not from every state since ``:since``."""
+    async with fresh_database() as url:
+        store = await open_store(url, clock=clock)
+        try:
+            for batch in range(4):
+                alerts = [
+                    factories.alert("PodCrashLooping", labels={"namespace": "shop", "pod": f"p{batch}-{i}"})
+                    for i in range(500)
+                ]  # fmt: skip
+                await store.ingest(WebhookPayload.model_validate(factories.payload(*alerts)))
+            statements: list[tuple[str, object]] = []
+
+            def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:
+                statements.append((statement, parameters))
+
+            event.listen(store.db.engine.sync_engine, "before_cursor_execute", seen)
+            new = factories.alert("PodCrashLooping", labels={"namespace": "shop", "pod": "new"})
+            await History(store.db, clock).of(Alert.model_validate(new))
+            event.remove(store.db.engine.sync_engine, "before_cursor_execute", seen)
+            (namesakes,) = [(s, p) for s, p in statements if "alerts.alertname" in s]
+            async with store.db.read() as conn:
+                plan = "\n".join(
+                    row[0]
+                    for row in await conn.exec_driver_sql(f"EXPLAIN {namesakes[0]}", namesakes[1])
+                )
+        finally:
+            await store.close()
+    assert "ix_alert_events_fingerprint" in plan, plan
+    assert "ix_alert_events_received" not in plan and "Seq Scan on alert_events" not in plan, plan
