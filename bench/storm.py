@@ -203,26 +203,24 @@ class PostgresView:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-async def fresh_postgres(name: str) -> str:
-    """A new, empty database on ``PG_URL``'s server; its URL."""
+async def _on_postgres_server(statement: str) -> None:
     import asyncpg
 
     admin = await asyncpg.connect(PG_URL)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(statement)
     finally:
         await admin.close()
+
+
+async def fresh_postgres(name: str) -> str:
+    """A new, empty database on ``PG_URL``'s server; its URL."""
+    await _on_postgres_server(f'CREATE DATABASE "{name}"')
     return PG_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
 async def drop_postgres(url: str) -> None:
-    import asyncpg
-
-    admin = await asyncpg.connect(PG_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _on_postgres_server(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 async def wait_delivered(

@@ -72,21 +72,18 @@ async def test_many_callers_share_the_pool_instead_of_opening_connections(
     assert set(await asyncio.gather(*(_backend_pid(db) for _ in range(size)))) <= set(pids)
 
 
-async def test_a_connection_cut_while_idle_is_replaced_not_an_error(
-    db: Database, url: str, monkeypatch
+@pytest.mark.parametrize(
+    ("ping_after", "in_use"),
+    [(0.0, False), (3600.0, True)],
+    ids=["idle: pinged and replaced", "in use: not pinged, fails once"],
+)
+async def test_a_connection_cut_by_the_server(
+    db: Database, url: str, monkeypatch, ping_after: float, in_use: bool
 ) -> None:
-    monkeypatch.setattr(database, "_PING_AFTER_IDLE_SECONDS", 0.0)
+    monkeypatch.setattr(database, "_PING_AFTER_IDLE_SECONDS", ping_after)
     first = await _backend_pid(db)
     await _cut(url, first)
-    assert await _backend_pid(db) != first
-
-
-async def test_a_connection_in_use_is_not_pinged_so_a_cut_fails_once(
-    db: Database, url: str, monkeypatch
-) -> None:
-    monkeypatch.setattr(database, "_PING_AFTER_IDLE_SECONDS", 3600.0)
-    first = await _backend_pid(db)
-    await _cut(url, first)
-    with pytest.raises(StoreUnavailable):
-        await _backend_pid(db)
+    if in_use:
+        with pytest.raises(StoreUnavailable):
+            await _backend_pid(db)
     assert await _backend_pid(db) != first  # the pool threw the dead connection away
