@@ -165,6 +165,16 @@ def open_rows_index(name: str, table: Table, states: LeaseStates, fair_by: str) 
     return Index(name, *columns, sqlite_where=condition, postgresql_where=condition)
 
 
+def open_ids_index(name: str, table: Table, states: LeaseStates) -> Index:
+    """The unfinished rows of ``table`` in id order, on PostgreSQL: its planner otherwise
+    reads a claim's oldest runnable rows by walking the primary key past every finished
+    row (35 ms per claim with 50,000 finished jobs before 1,000 waiting ones; 1.4 ms with
+    it). SQLite finds them through the claim index (``state``, due) already."""
+    condition = _unfinished(states)
+    index = Index(name, table.c.id, postgresql_where=condition)
+    return index.ddl_if(dialect="postgresql")
+
+
 async def renew(
     db: Database, table: Table, *, held: str, owner: str, ids: Sequence[int], lease_until: float
 ) -> set[int]:

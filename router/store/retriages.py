@@ -22,7 +22,7 @@ from router.delivery import Delivery
 from router.store import leases
 from router.store.database import Clock, Database
 from router.store.outbox import outbox_rows, queue_once
-from router.store.schema import outbox, retriages
+from router.store.schema import RETRIAGE_STATES, outbox, retriages
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,6 @@ class Recorded:
     event_id: int
     request: dict[str, Any]
     created_at: float
-
-
-_STATES = leases.LeaseStates(waiting="pending", held="running", finished=("done", "failed"))
 
 
 class Retriages:
@@ -113,7 +110,7 @@ class Retriages:
         claimed = await leases.claim(
             self.db,
             retriages,
-            states=_STATES,
+            states=RETRIAGE_STATES,
             due_column="created_at",
             group_by=(),
             owner=owner,
@@ -132,7 +129,7 @@ class Retriages:
         await leases.renew(
             self.db,
             retriages,
-            held=_STATES.held,
+            held=RETRIAGE_STATES.held,
             owner=owner,
             ids=[r.id for r in held],
             lease_until=self.clock() + lease_seconds,
@@ -140,7 +137,7 @@ class Retriages:
 
     async def release(self, owner: str, held: Sequence[Recorded]) -> None:
         ids = [r.id for r in held]
-        await leases.release(self.db, retriages, states=_STATES, owner=owner, ids=ids)
+        await leases.release(self.db, retriages, states=RETRIAGE_STATES, owner=owner, ids=ids)
 
     async def note_queued_since(self, event_id: int, since: float) -> bool:
         """Whether a PagerDuty note of this alert state was queued at or after ``since``."""

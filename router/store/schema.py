@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from router.store.database import Database
-from router.store.leases import LeaseStates, open_rows_index
+from router.store.leases import LeaseStates, open_ids_index, open_rows_index
 
 metadata = MetaData()
 
@@ -83,6 +83,7 @@ alert_events = Table(
 
 JOB_STATES = LeaseStates(waiting="pending", held="running", finished=("done", "failed"))
 open_rows_index("ix_alert_events_open_groups", alert_events, JOB_STATES, "group_key")
+open_ids_index("ix_alert_events_open", alert_events, JOB_STATES)
 
 # The latest known state of every alert, for look-ups by fingerprint or name.
 alerts = Table(
@@ -127,6 +128,7 @@ outbox = Table(
 
 DELIVERY_STATES = LeaseStates(waiting="pending", held="sending", finished=("done", "dead"))
 open_rows_index("ix_outbox_open_lanes", outbox, DELIVERY_STATES, "lane")
+open_ids_index("ix_outbox_open", outbox, DELIVERY_STATES)
 
 # Where each alert's message lives in a sink (Slack channel + ts, PagerDuty incident id),
 # so later state changes edit it and reply in its thread.
@@ -163,6 +165,8 @@ retriages = Table(
     Index("ix_retriages_state", "state", "created_at"),
     Index("ix_retriages_event", "event_id"),
 )
+RETRIAGE_STATES = LeaseStates(waiting="pending", held="running", finished=("done", "failed"))
+open_ids_index("ix_retriages_open", retriages, RETRIAGE_STATES)
 
 # PagerDuty incidents of alerts we routed, as their webhooks describe them (for
 # ``/triage <incident number>``).
@@ -247,8 +251,19 @@ async def _v6(conn: AsyncConnection) -> None:
     await conn.execute(text("DROP INDEX IF EXISTS ix_alerts_alertname"))
 
 
+async def _v7(conn: AsyncConnection) -> None:
+    """Claims read the unfinished rows in id order from an index of their own, however
+    many finished rows retention still keeps (PostgreSQL: ``leases.open_ids_index``)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for table, name in ((alert_events, "ix_alert_events_open"), (outbox, "ix_outbox_open"),
+                        (retriages, "ix_retriages_open")):  # fmt: skip
+        index = next(i for i in table.indexes if i.name == name)
+        await conn.run_sync(lambda sync, index=index: index.create(sync, checkfirst=True))
+
+
 # Append-only: version N is MIGRATIONS[N - 1]. Never edit a released migration.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 LATEST_VERSION = len(MIGRATIONS)
 
 

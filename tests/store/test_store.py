@@ -6,13 +6,14 @@ import asyncio
 import json
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import event, inspect, select, text
 
 from router.alerts import WebhookPayload
 from router.delivery import Delivery
 from router.store import Store, StoreUnavailable, open_store
 from router.store.schema import LATEST_VERSION, alerts, payloads, schema_version
 from tests import factories
+from tests.pg import fresh_database
 
 
 def parse(*alerts_: dict) -> WebhookPayload:
@@ -34,7 +35,7 @@ async def test_version_6_indexes_namesakes_by_name_and_time(store: Store, db_url
     async with store.db.write() as conn:  # the store as version 5 left it
         await conn.execute(text("DROP INDEX ix_alerts_alertname_updated"))
         await conn.execute(text("CREATE INDEX ix_alerts_alertname ON alerts (alertname)"))
-        await conn.execute(schema_version.delete().where(schema_version.c.version == 6))
+        await conn.execute(schema_version.delete().where(schema_version.c.version >= 6))
     reopened = await open_store(db_url)  # migrates
     async with reopened.db.read() as conn:
         indexes = await conn.run_sync(lambda sync: inspect(sync).get_indexes("alerts"))
@@ -42,6 +43,81 @@ async def test_version_6_indexes_namesakes_by_name_and_time(store: Store, db_url
     by_name = {i["name"]: i["column_names"] for i in indexes}
     assert by_name["ix_alerts_alertname_updated"] == ["alertname", "updated_at"]
     assert "ix_alerts_alertname" not in by_name
+
+
+OPEN_ROW_INDEXES = {"alert_events": "ix_alert_events_open", "outbox": "ix_outbox_open",
+                    "retriages": "ix_retriages_open"}  # fmt: skip
+
+
+@pytest.mark.postgres
+async def test_version_7_indexes_the_unfinished_rows_of_each_leased_table(tmp_path) -> None:
+    async with fresh_database() as url:
+        store = await open_store(url)
+        async with store.db.write() as conn:  # the store as version 6 left it
+            for name in OPEN_ROW_INDEXES.values():
+                await conn.execute(text(f"DROP INDEX {name}"))
+            await conn.execute(schema_version.delete().where(schema_version.c.version == 7))
+        await store.close()
+        reopened = await open_store(url)  # migrates
+        async with reopened.db.read() as conn:
+            for table, name in OPEN_ROW_INDEXES.items():
+                indexes = await conn.run_sync(lambda sync, t=table: inspect(sync).get_indexes(t))
+                assert {i["name"]: i["column_names"] for i in indexes}[name] == ["id"]
+        await reopened.close()
+
+
+async def test_a_claim_reads_the_unfinished_rows_not_every_finished_one(store: Store) -> None:
+    alerts = [
+        factories.alert("A", labels={"pod": f"p{i}"}, fingerprint=f"f{i}") for i in range(400)
+    ]
+    await store.ingest(parse(*alerts))
+    async with store.db.write() as conn:  # most jobs finished long ago, a few still waiting
+        await conn.execute(text("UPDATE alert_events SET state = 'done' WHERE id <= 390"))
+        if store.db.is_postgres:
+            await conn.execute(text("ANALYZE alert_events"))
+    statements: list[tuple[str, object]] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(store.db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        claimed = await store.claim("w", 16, 60)
+    finally:
+        event.remove(store.db.engine.sync_engine, "before_cursor_execute", seen)
+    assert [job.id for job in claimed] == list(range(391, 401))
+    if store.db.is_postgres:
+        (claim,) = [(s, p) for s, p in statements if "FOR UPDATE" in s]
+        explain = "EXPLAIN "
+    else:  # SQLite's claim runs on the writer thread's own engine: explain the same statement
+        claim = _sqlite_claim_statement()
+        explain = "EXPLAIN QUERY PLAN "
+    async with store.db.read() as conn:
+        plan = "\n".join(
+            str(row) for row in await conn.exec_driver_sql(explain + claim[0], claim[1])
+        )
+    if store.db.is_postgres:
+        assert (
+            "ix_alert_events_open " in plan
+            and "alert_events_pkey on alert_events alert_events_4" not in plan
+        ), plan
+    else:  # scans only over the index of open rows; the runnable ones searched by state
+        scans = [line for line in plan.splitlines() if "SCAN alert_events" in line]
+        assert scans and all("ix_alert_events_open_groups" in line for line in scans), plan
+        assert "ix_alert_events_claim (state=?" in plan, plan
+
+
+def _sqlite_claim_statement() -> tuple[str, dict[str, object]]:
+    from sqlalchemy.dialects import sqlite
+
+    from router.store.leases import _claim_statements
+    from router.store.schema import JOB_STATES, alert_events
+
+    query, _ = _claim_statements(
+        alert_events, JOB_STATES, "available_at", ("fingerprint",), "group_key"
+    )
+    bound = query.params(now=2e9, limit=16)
+    return str(bound.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})), {}
 
 
 async def test_ingest_is_idempotent_per_alert_state(store: Store) -> None:
