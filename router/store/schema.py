@@ -231,35 +231,39 @@ async def _v4(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: pauses.create(sync, checkfirst=True))
 
 
-async def _v5(conn: AsyncConnection) -> None:
-    """Indexes by alert state, so retention (``router.store.retention``) never scans."""
-    for table, name in ((alert_events, "ix_alert_events_received"),
-                        (alert_events, "ix_alert_events_payload"), (alerts, "ix_alerts_last_event"),
-                        (outbox, "ix_outbox_event"), (retriages, "ix_retriages_event")):  # fmt: skip
+async def _create_indexes(conn: AsyncConnection, indexes: dict[str, Table]) -> None:
+    """Create the named indexes of today's table definitions, where they are missing."""
+    for name, table in indexes.items():
         index = next(i for i in table.indexes if i.name == name)
         await conn.run_sync(lambda sync, index=index: index.create(sync, checkfirst=True))
+
+
+async def _v5(conn: AsyncConnection) -> None:
+    """Indexes by alert state, so retention (``router.store.retention``) never scans."""
+    await _create_indexes(conn, {
+        "ix_alert_events_received": alert_events, "ix_alert_events_payload": alert_events,
+        "ix_alerts_last_event": alerts, "ix_outbox_event": outbox, "ix_retriages_event": retriages,
+    })  # fmt: skip
 
 
 async def _v6(conn: AsyncConnection) -> None:
     """Bounded look-ups in a big backlog: an alert's newest namesakes by index, not by
     sorting every alert of its name; the first unfinished row of each group or lane."""
-    for table, name in ((alerts, "ix_alerts_alertname_updated"),
-                        (alert_events, "ix_alert_events_open_groups"),
-                        (outbox, "ix_outbox_open_lanes")):  # fmt: skip
-        index = next(i for i in table.indexes if i.name == name)
-        await conn.run_sync(lambda sync, index=index: index.create(sync, checkfirst=True))
+    await _create_indexes(conn, {
+        "ix_alerts_alertname_updated": alerts, "ix_alert_events_open_groups": alert_events,
+        "ix_outbox_open_lanes": outbox,
+    })  # fmt: skip
     await conn.execute(text("DROP INDEX IF EXISTS ix_alerts_alertname"))
 
 
 async def _v7(conn: AsyncConnection) -> None:
     """Claims read the unfinished rows in id order from an index of their own, however
     many finished rows retention still keeps (PostgreSQL: ``leases.open_ids_index``)."""
-    if conn.dialect.name != "postgresql":
-        return
-    for table, name in ((alert_events, "ix_alert_events_open"), (outbox, "ix_outbox_open"),
-                        (retriages, "ix_retriages_open")):  # fmt: skip
-        index = next(i for i in table.indexes if i.name == name)
-        await conn.run_sync(lambda sync, index=index: index.create(sync, checkfirst=True))
+    if conn.dialect.name == "postgresql":
+        await _create_indexes(conn, {
+            "ix_alert_events_open": alert_events, "ix_outbox_open": outbox,
+            "ix_retriages_open": retriages,
+        })  # fmt: skip
 
 
 # Append-only: version N is MIGRATIONS[N - 1]. Never edit a released migration.
